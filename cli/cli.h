@@ -1,0 +1,22 @@
+/* cli.h: subcommands of the `cser` tool and its exit statuses. */
+#ifndef CSER_CLI_H
+#define CSER_CLI_H
+
+#include "cser/cser.h"
+
+/* Exit statuses: 0 success, 1 runtime failure, 2 bad usage or input, 3 diverged. */
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2, CLI_EXIT_DIVERGED = 3 };
+
+typedef struct {
+    const char *name;
+    const char *help;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+} cli_command;
+
+int cli_info(int argc, char **argv);
+int cli_psync_demo(int argc, char **argv);
+
+/* Exit status for a library status (usage errors -> 2, divergence -> 3, else 1). */
+int cli_exit_status(cser_status s);
+
+#endif

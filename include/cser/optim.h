@@ -1,0 +1,151 @@
+/* optim.h: the seven methods of ALGORITHMS.md behind one optimizer interface.
+ *
+ * One optimizer object is one worker's view: it owns that worker's state (model,
+ * momentum, errors, cached models, step counter) and talks to the other workers
+ * through a communicator. Every worker creates its optimizer with the same config and
+ * the same initial model, and calls cser_optim_step in lockstep.
+ *
+ * Method specs (text, as accepted by cser_optim_parse):
+ *   sgd[:momentum=0.9,nesterov=1,wd=0]
+ *   local-sgd:h=H
+ *   ef-sgd:c=SPEC
+ *   qsparse:c=SPEC,h=H
+ *   cser:c1=SPEC,c2=SPEC,h=H        general form, any compressors
+ *   cser-fused:c1=grbs:..,c2=grbs:..,h=H   the authors' fused GRBS form (fast path)
+ *   csea:c=SPEC                      CSER with C2 = 0, H = 1
+ *   cser-pl:c1=SPEC,h=H              CSER with C2 = 0
+ * SPEC is a compressor spec (compressor.h), e.g. grbs:64 or topk:0.01. Common keys for
+ * every method: momentum=, nesterov=0|1, wd=.
+ */
+#ifndef CSER_OPTIM_H
+#define CSER_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cser/comm.h"
+#include "cser/compressor.h"
+#include "cser/params.h"
+#include "cser/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    CSER_METHOD_SGD = 0,
+    CSER_METHOD_LOCAL_SGD,
+    CSER_METHOD_EF_SGD,
+    CSER_METHOD_QSPARSE,
+    CSER_METHOD_CSER,
+    CSER_METHOD_CSER_FUSED,
+    CSER_METHOD_CSEA,
+    CSER_METHOD_CSER_PL,
+    CSER_METHOD_COUNT
+} cser_method_kind;
+
+#define CSER_SPEC_MAX 96
+
+typedef struct {
+    cser_method_kind kind;
+    char c1[CSER_SPEC_MAX]; /* reset compressor C1 (cser, cser-pl, cser-fused); the
+                               single compressor C of ef-sgd, qsparse, csea          */
+    char c2[CSER_SPEC_MAX]; /* update compressor C2 (cser, cser-fused)               */
+    int h;                  /* period H >= 1 (local-sgd, qsparse, cser*, default 1)  */
+    double momentum;        /* beta, default 0.9                                     */
+    int nesterov;           /* 1 = Nesterov look-ahead (default), 0 = heavy ball     */
+    double weight_decay;    /* lambda, default 0, applied inside the momentum buffer */
+    uint64_t seed;          /* shared randomness (GRBS blocks, random-k)             */
+} cser_optim_config;
+
+/* Communication phases, for statistics. */
+typedef enum {
+    CSER_PHASE_UPDATE = 0,  /* gradient/update synchronization (every step)  */
+    CSER_PHASE_RESET = 1,   /* error reset (CSER, CSEA, CSER-PL)             */
+    CSER_PHASE_AVERAGE = 2, /* model averaging (local SGD, QSparse)          */
+    CSER_PHASE_COUNT = 3
+} cser_phase;
+
+typedef struct {
+    uint64_t steps;                          /* steps taken                       */
+    uint64_t bytes_sent[CSER_PHASE_COUNT];   /* bytes this worker sent ("up")     */
+    uint64_t bytes_recv[CSER_PHASE_COUNT];   /* bytes it received ("down")        */
+    uint64_t messages[CSER_PHASE_COUNT];     /* point-to-point messages sent      */
+    double comm_s[CSER_PHASE_COUNT];         /* measured seconds in collectives   */
+    double modeled_s[CSER_PHASE_COUNT];      /* modeled network seconds           */
+} cser_optim_stats;
+
+/* Vectors of the state, for tests and tools (cser_optim_get_vector). */
+typedef enum {
+    CSER_VEC_MODEL = 0, /* x_i, the local model gradients are taken at          */
+    CSER_VEC_MOMENTUM,  /* m_i                                                   */
+    CSER_VEC_ERROR,     /* e_i (zeros for methods without one)                   */
+    CSER_VEC_SYNCED     /* x_i - e_i, the synchronized model (x for others)      */
+} cser_vec;
+
+typedef struct cser_optim cser_optim_t;
+
+const char *cser_method_name(cser_method_kind kind);
+int cser_method_from_name(const char *name); /* -1 if unknown */
+
+cser_optim_config cser_optim_default_config(cser_method_kind kind);
+
+/* Parses a method spec; the message names an unknown method or key, or a bad value. */
+cser_status cser_optim_parse(const char *spec, cser_optim_config *out);
+int cser_optim_format(const cser_optim_config *cfg, char *buf, size_t n);
+
+/* Target ratio -> configuration. `spec` is a method name or a partial spec (keys given
+ * there are kept); rc >= 1 is the target overall ratio R_C. For CSER the authors' rule
+ * R_C1 * H = R_C2 gives R_C = R_C2 / 2 with the default H (documented in optim.c);
+ * for QSparse and CSER-PL the ratio includes H. */
+cser_status cser_optim_config_for_ratio(const char *spec, double rc,
+                                        cser_optim_config *out);
+
+/* Nominal overall ratio of a configuration for a layout (dense bytes per step over
+ * expected compressed bytes per step). */
+double cser_optim_nominal_ratio(const cser_optim_config *cfg, const cser_params *L);
+
+/* Creates one worker's optimizer. Collective over comm (checks that every rank has the
+ * same layout and configuration). x0: the initial model, d floats, the same on every
+ * worker; it is copied. */
+cser_status cser_optim_create(const cser_optim_config *cfg, cser_comm_t *comm,
+                              const cser_params *L, const float *x0,
+                              cser_optim_t **out);
+void cser_optim_free(cser_optim_t *o);
+
+const cser_optim_config *cser_optim_get_config(const cser_optim_t *o);
+
+/* The local model x_i (d floats) that gradients must be computed at; owned by the
+ * optimizer, valid for its lifetime, updated by step and load. Do not write it. */
+const float *cser_optim_model(const cser_optim_t *o);
+
+/* One step (collective): grads = this worker's mini-batch mean gradient at
+ * cser_optim_model(o), d floats; it is used as scratch and clobbered. */
+cser_status cser_optim_step(cser_optim_t *o, float *grads, float lr);
+
+/* 1 if the method keeps per-worker models that differ between synchronizations. */
+int cser_optim_is_local(const cser_optim_t *o);
+
+/* The model to evaluate into out (d floats): avg_i x_i for local-model methods (a
+ * collective that is not counted as training traffic and changes no state), x for the
+ * others (still collective, for symmetry: every worker must call it). */
+cser_status cser_optim_eval_model(cser_optim_t *o, float *out);
+
+/* Copies one state vector into out (d floats). */
+cser_status cser_optim_get_vector(const cser_optim_t *o, cser_vec which, float *out);
+
+/* Complete per-worker state as bytes (checkpoints): a header with version, method,
+ * configuration fingerprint and d, then every vector and counter. */
+size_t cser_optim_state_size(const cser_optim_t *o);
+cser_status cser_optim_save(const cser_optim_t *o, void *buf, size_t cap,
+                            size_t *written);
+/* Restores a state saved by an optimizer with the same method, configuration and
+ * layout; on any error the state is left unchanged. */
+cser_status cser_optim_load(cser_optim_t *o, const void *buf, size_t bytes);
+
+void cser_optim_get_stats(const cser_optim_t *o, cser_optim_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,4 @@
+/* version.c: the library version string. */
+#include "cser/cser.h"
+
+const char *cser_version(void) { return CSER_VERSION; }
