@@ -72,6 +72,10 @@ cser_status cser_model_eval(cser_model_t *m, const float *images, const int32_t 
 /* FLOPs of one training step per image (forward + backward), for throughput reports. */
 double cser_model_flops_per_image(const cser_model_t *m);
 
+/* Threads OpenBLAS may use inside one sgemm call (process-wide). The trainer runs one
+ * model per worker thread and sets 1; OPENBLAS_NUM_THREADS sets the initial value. */
+void cser_nn_set_blas_threads(int n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,186 @@
+/* conv.c: 2-D convolution (any kernel, stride, padding) as im2col over the whole
+ * batch plus one OpenBLAS sgemm, with bias and ReLU fused into the output pass.
+ *
+ * Input x is CNHW [Cin][N][H][W]; col is [K = Cin*k*k][P = N*OH*OW]; weights are
+ * W[Cout][K] (the parameter layout [Cout][Cin][k][k] read as a matrix), so
+ *   forward:  y[Cout][P] = W * col            (already CNHW for the next layer)
+ *   backward: dW = dy * col^T,  db = rowsum(dy),  dcol = W^T * dy -> col2im -> dx.
+ * A 1x1 convolution with stride 1 and no padding uses the input as col directly.
+ */
+#include "nn/nn_impl.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    int c, n, h, w;    /* input channels, batch, height, width */
+    int k, s, pad;     /* kernel, stride, padding              */
+    int oh, ow;        /* output height, width                 */
+} conv_geom;
+
+/* Output columns [ox0, ox1) whose input column ox*s - pad + kx lies in [0, w). */
+static void valid_range(const conv_geom *g, int kx, int *ox0, int *ox1)
+{
+    int lo = g->pad - kx, hi = g->w - 1 + g->pad - kx; /* need lo <= ox*s <= hi */
+    int a = lo <= 0 ? 0 : (lo + g->s - 1) / g->s;
+    int b = hi < 0 ? 0 : hi / g->s + 1;
+    *ox0 = a < g->ow ? a : g->ow;
+    *ox1 = b < g->ow ? b : g->ow;
+    if (*ox1 < *ox0)
+        *ox1 = *ox0;
+}
+
+/* One output row of col: dst[ox] = src_row[ox*s - pad + kx] or 0. */
+static void im2col_row(const conv_geom *g, const float *srow, float *dst, int kx)
+{
+    int ox0, ox1;
+    valid_range(g, kx, &ox0, &ox1);
+    for (int ox = 0; ox < ox0; ox++)
+        dst[ox] = 0.0f;
+    if (ox1 > ox0 && g->s == 1) {
+        memcpy(dst + ox0, srow + ox0 - g->pad + kx, (size_t)(ox1 - ox0) * sizeof(float));
+    } else {
+        for (int ox = ox0; ox < ox1; ox++)
+            dst[ox] = srow[ox * g->s - g->pad + kx];
+    }
+    for (int ox = ox1; ox < g->ow; ox++)
+        dst[ox] = 0.0f;
+}
+
+static void im2col(const conv_geom *g, const float *x, float *col)
+{
+    size_t plane = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+    for (int c = 0; c < g->c; c++)
+        for (int ky = 0; ky < g->k; ky++)
+            for (int kx = 0; kx < g->k; kx++) {
+                float *dst = col + ((size_t)(c * g->k + ky) * g->k + kx) * g->n * ohw;
+                for (int n = 0; n < g->n; n++) {
+                    const float *src = x + ((size_t)c * g->n + n) * plane;
+                    for (int oy = 0; oy < g->oh; oy++, dst += g->ow) {
+                        int iy = oy * g->s - g->pad + ky;
+                        if (iy < 0 || iy >= g->h)
+                            memset(dst, 0, (size_t)g->ow * sizeof(float));
+                        else
+                            im2col_row(g, src + (size_t)iy * g->w, dst, kx);
+                    }
+                }
+            }
+}
+
+/* dx += col2im(dcol): the adjoint of im2col. */
+static void col2im(const conv_geom *g, const float *dcol, float *dx)
+{
+    size_t plane = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+    for (int c = 0; c < g->c; c++)
+        for (int ky = 0; ky < g->k; ky++)
+            for (int kx = 0; kx < g->k; kx++) {
+                const float *src =
+                    dcol + ((size_t)(c * g->k + ky) * g->k + kx) * g->n * ohw;
+                int ox0, ox1;
+                valid_range(g, kx, &ox0, &ox1);
+                for (int n = 0; n < g->n; n++) {
+                    float *dst = dx + ((size_t)c * g->n + n) * plane;
+                    for (int oy = 0; oy < g->oh; oy++, src += g->ow) {
+                        int iy = oy * g->s - g->pad + ky;
+                        if (iy < 0 || iy >= g->h)
+                            continue;
+                        float *drow = dst + (size_t)iy * g->w;
+                        int off = kx - g->pad; /* input column = ox*s + off */
+                        if (g->s == 1 && ox1 > ox0)
+                            nn_put(drow + ox0 + off, src + ox0, (size_t)(ox1 - ox0), 1);
+                        else if (g->s != 1)
+                            for (int ox = ox0; ox < ox1; ox++)
+                                drow[ox * g->s + off] += src[ox];
+                    }
+                }
+            }
+}
+
+static conv_geom geom(const cser_model_t *m, const nn_layer *l, int n)
+{
+    const nn_act *in = &m->acts[l->in[0]], *out = &m->acts[l->out];
+    conv_geom g = {in->c, n, in->h, in->w, l->k, l->stride, l->pad, out->h, out->w};
+    return g;
+}
+
+static void conv_forward(cser_model_t *m, nn_layer *l, int n, int train)
+{
+    (void)train;
+    conv_geom g = geom(m, l, n);
+    const nn_act *in = &m->acts[l->in[0]];
+    nn_act *out = &m->acts[l->out];
+    int kk = g.c * g.k * g.k, p = n * g.oh * g.ow;
+    const float *col = l->col_is_input ? in->x : l->col;
+    if (!l->col_is_input)
+        im2col(&g, in->x, l->col);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->cout, p, kk, 1.0f,
+                m->xp + l->w_off, kk, col, p, 0.0f, out->x, p);
+    const float *b = l->b_off != NN_NO_PARAM ? m->xp + l->b_off : NULL;
+    if (b || l->relu)
+        for (int co = 0; co < l->cout; co++)
+            nn_bias_act(out->x + (size_t)co * p, (size_t)p, b ? b[co] : 0.0f, l->relu);
+}
+
+static void conv_backward(cser_model_t *m, nn_layer *l, int n)
+{
+    conv_geom g = geom(m, l, n);
+    nn_act *in = &m->acts[l->in[0]], *out = &m->acts[l->out];
+    int kk = g.c * g.k * g.k, p = n * g.oh * g.ow;
+    float *dy = out->dx;
+    if (l->relu)
+        nn_relu_mask(dy, out->x, (size_t)l->cout * p);
+    const float *col = l->col_is_input ? in->x : l->col;
+    if (!l->col_is_input && l->col == m->scratch)
+        im2col(&g, in->x, l->col); /* shared scratch: recompute */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->cout, kk, p, 1.0f, dy, p,
+                col, p, 0.0f, m->grads + l->w_off, kk);
+    if (l->b_off != NN_NO_PARAM)
+        for (int co = 0; co < l->cout; co++)
+            m->grads[l->b_off + co] = nn_sum(dy + (size_t)co * p, (size_t)p);
+    if (!in->needs_grad)
+        return;
+    const float *w = m->xp + l->w_off;
+    if (l->col_is_input) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, p, l->cout, 1.0f, w, kk,
+                    dy, p, l->acc[0] ? 1.0f : 0.0f, in->dx, p);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, p, l->cout, 1.0f, w, kk, dy,
+                p, 0.0f, l->col, p);
+    if (!l->acc[0])
+        memset(in->dx, 0, nn_act_size(in, n) * sizeof(float));
+    col2im(&g, l->col, in->dx);
+}
+
+const nn_layer_ops nn_conv_ops = {"conv", conv_forward, conv_backward};
+
+cser_status nn_conv(cser_model_t *m, const char *name, int in, int cout, int k,
+                    int stride, int pad, int bias, int relu, int *out)
+{
+    const nn_act *a = &m->acts[in];
+    if (a->flat)
+        return cser_error(CSER_ERR_INVALID,
+                          "model '%s': layer '%s' (conv) needs a spatial input, got a "
+                          "flat vector of %d features",
+                          m->name, name, a->c);
+    int oh = (a->h + 2 * pad - k) / stride + 1, ow = (a->w + 2 * pad - k) / stride + 1;
+    if (a->h + 2 * pad < k || a->w + 2 * pad < k)
+        return cser_error(CSER_ERR_INVALID,
+                          "model '%s': layer '%s' (%dx%d conv, stride %d, padding %d) "
+                          "needs an input of at least %dx%d, got %dx%dx%d (model input "
+                          "%dx%dx%d)",
+                          m->name, name, k, k, stride, pad, k - 2 * pad, k - 2 * pad,
+                          a->c, a->h, a->w, m->cfg.in_c, m->cfg.in_h, m->cfg.in_w);
+    nn_layer l = {.ops = &nn_conv_ops, .in = {in, -1}, .relu = relu, .cout = cout,
+                  .k = k, .stride = stride, .pad = pad, .b_off = NN_NO_PARAM};
+    snprintf(l.name, sizeof l.name, "%s", name);
+    l.col_is_input = k == 1 && stride == 1 && pad == 0;
+    size_t ws[4] = {(size_t)cout, (size_t)a->c, (size_t)k, (size_t)k}, bs[1] = {(size_t)cout};
+    CSER_CHECK(nn_add_param(m, name, "weight", 4, ws, &l.w_off));
+    if (bias)
+        CSER_CHECK(nn_add_param(m, name, "bias", 1, bs, &l.b_off));
+    double f = 2.0 * cout * a->c * k * k * (double)oh * ow;
+    m->flops_per_image += f * (a->needs_grad ? 3.0 : 2.0);
+    return nn_push_layer(m, &l, cout, oh, ow, 0, out);
+}
