@@ -1,0 +1,356 @@
+/* comm.c: the public communicator API: argument checks, dispatch to the backend
+ * (comm_impl.h), timing, and the traffic accounting and network model shared by every
+ * backend.
+ *
+ * Accounting (rank r of n, counted collectives only, nothing when n = 1). The counters
+ * describe the point-to-point algorithm the backends run, the same on every backend:
+ *
+ *   allreduce of `count` floats: reduce-scatter + allgather over the chunks
+ *     chunk_j = [j*count/n, (j+1)*count/n),  c_j = its length
+ *     bytes_sent = 4*(count - c_r) + 4*(n-1)*c_r     (my parts of the other chunks
+ *     bytes_recv = 4*(n-1)*c_r + 4*(count - c_r)      out, then my summed chunk out)
+ *     messages   = #{j != r : c_j > 0} + (c_r > 0 ? n-1 : 0)
+ *     critical path: 2(n-1) messages
+ *   allgather (this rank sends b_r bytes): bytes_sent = (n-1)*b_r,
+ *     bytes_recv = sum_{j != r} b_j, messages = (b_r > 0 ? n-1 : 0),
+ *     critical path: n-1 messages
+ *   bcast of b bytes from root: root sends (n-1)*b in n-1 messages (b > 0), every
+ *     other rank receives b; critical path: n-1 messages
+ *   barrier: ceil(log2 n) empty messages sent (dissemination), and as many on the
+ *     critical path
+ *
+ * Modeled time, per collective:
+ *   modeled_s += crit_messages * latency_s
+ *              + max(bytes_sent, bytes_recv) * 8 / bandwidth_bps
+ * with this rank's bytes of that collective. comm_s adds the measured wall time
+ * (CLOCK_MONOTONIC) spent inside counted collectives. check_same and collectives made
+ * with counting off add nothing.
+ */
+#include "comm/comm_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+cser_netmodel cser_netmodel_default(void)
+{
+    return (cser_netmodel){.bandwidth_bps = 10e9, .latency_s = 50e-6};
+}
+
+double cser_comm_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+cser_comm_t *cser_comm_alloc(const cser_comm_ops *ops, void *ctx, int rank, int size)
+{
+    cser_comm_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ops = ops;
+    c->ctx = ctx;
+    c->rank = rank;
+    c->size = size;
+    c->counting = 1;
+    c->net = cser_netmodel_default();
+    return c;
+}
+
+/* ---- shared numerics: both backends sum the same chunks in the same order ---- */
+
+size_t cser_comm_chunk_begin(size_t count, int n, int r)
+{
+    /* r*count/n without overflowing r*count */
+    size_t q = count / (size_t)n, rem = count % (size_t)n;
+    return (size_t)r * q + ((size_t)r * rem) / (size_t)n;
+}
+
+void cser_comm_add(float *dst, const float *a, const float *b, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        dst[i] = a[i] + b[i];
+}
+
+void cser_comm_div(float *v, size_t len, int n)
+{
+    const float fn = (float)n;
+    for (size_t i = 0; i < len; i++)
+        v[i] = v[i] / fn;
+}
+
+#define SUM_BLOCK 1024
+
+void cser_comm_sum_ranks(float *dst, const float *const *src, int n, size_t len,
+                         int avg)
+{
+    float tmp[SUM_BLOCK];
+    for (size_t b = 0; b < len; b += SUM_BLOCK) {
+        size_t m = len - b < SUM_BLOCK ? len - b : SUM_BLOCK;
+        if (n == 1)
+            memcpy(tmp, src[0] + b, m * sizeof(float));
+        else
+            cser_comm_add(tmp, src[0] + b, src[1] + b, m);
+        for (int j = 2; j < n; j++)
+            cser_comm_add(tmp, tmp, src[j] + b, m);
+        if (avg)
+            cser_comm_div(tmp, m, n);
+        memcpy(dst + b, tmp, m * sizeof(float));
+    }
+}
+
+/* ---- accounting ---- */
+
+static void comm_account(cser_comm_t *c, uint64_t sent, uint64_t recv, uint64_t msgs,
+                         int crit_msgs, double seconds)
+{
+    cser_comm_stats *s = &c->stats;
+    s->bytes_sent += sent;
+    s->bytes_recv += recv;
+    s->messages += msgs;
+    s->collectives += 1;
+    s->comm_s += seconds;
+    uint64_t worst = sent > recv ? sent : recv;
+    s->modeled_s += (double)crit_msgs * c->net.latency_s;
+    if (c->net.bandwidth_bps > 0)
+        s->modeled_s += (double)worst * 8.0 / c->net.bandwidth_bps;
+}
+
+static void account_allreduce(cser_comm_t *c, size_t count, double seconds)
+{
+    int n = c->size, r = c->rank;
+    uint64_t msgs = 0, cr = 0;
+    for (int j = 0; j < n; j++) {
+        size_t cj = cser_comm_chunk_begin(count, n, j + 1) - cser_comm_chunk_begin(count, n, j);
+        if (j == r)
+            cr = cj;
+        else if (cj > 0)
+            msgs++;
+    }
+    if (cr > 0)
+        msgs += (uint64_t)(n - 1);
+    uint64_t bytes = 4 * ((uint64_t)count - cr) + 4 * (uint64_t)(n - 1) * cr;
+    comm_account(c, bytes, bytes, msgs, 2 * (n - 1), seconds);
+}
+
+static void account_allgather(cser_comm_t *c, size_t bytes, const size_t *counts,
+                              double seconds)
+{
+    uint64_t recv = 0;
+    for (int j = 0; j < c->size; j++)
+        if (j != c->rank)
+            recv += counts[j];
+    uint64_t msgs = bytes > 0 ? (uint64_t)(c->size - 1) : 0;
+    comm_account(c, (uint64_t)(c->size - 1) * bytes, recv, msgs, c->size - 1, seconds);
+}
+
+static void account_bcast(cser_comm_t *c, size_t bytes, int root, double seconds)
+{
+    int n = c->size;
+    if (c->rank == root)
+        comm_account(c, (uint64_t)(n - 1) * bytes, 0, bytes > 0 ? (uint64_t)(n - 1) : 0,
+                     n - 1, seconds);
+    else
+        comm_account(c, 0, bytes, 0, n - 1, seconds);
+}
+
+static int ceil_log2(int n)
+{
+    int k = 0;
+    while ((1 << k) < n)
+        k++;
+    return k;
+}
+
+static int counts_now(const cser_comm_t *c) { return c->counting && c->size > 1; }
+
+/* A local argument error: peers may already wait in the collective, so they are told
+ * through the backend's fail hook (threads: the group fails). */
+static cser_status comm_local_error(cser_comm_t *c, cser_status s)
+{
+    if (c->ops->fail)
+        c->ops->fail(c, cser_last_error());
+    return s;
+}
+
+/* ---- public API ---- */
+
+void cser_comm_free(cser_comm_t *c)
+{
+    if (!c)
+        return;
+    if (c->ops && c->ops->free)
+        c->ops->free(c);
+    free(c);
+}
+
+int cser_comm_rank(const cser_comm_t *c) { return c ? c->rank : -1; }
+int cser_comm_size(const cser_comm_t *c) { return c ? c->size : 0; }
+const char *cser_comm_backend(const cser_comm_t *c) { return c ? c->ops->name : "none"; }
+
+cser_status cser_comm_allreduce(cser_comm_t *c, float *buf, size_t count,
+                                cser_reduce_op op)
+{
+    if (!c)
+        return cser_error(CSER_ERR_INVALID, "allreduce: communicator is NULL");
+    if (op != CSER_REDUCE_SUM && op != CSER_REDUCE_AVG)
+        return comm_local_error(c, cser_error(CSER_ERR_INVALID,
+                                              "allreduce (rank %d): op %d is not SUM (0) or "
+                                              "AVG (1)", c->rank, (int)op));
+    if (!buf && count > 0)
+        return comm_local_error(c, cser_error(CSER_ERR_INVALID,
+                                              "allreduce (rank %d): buf is NULL with count "
+                                              "%zu", c->rank, count));
+    double t0 = cser_comm_now();
+    cser_status s = c->ops->allreduce(c, buf, count, op);
+    if (s == CSER_OK && counts_now(c))
+        account_allreduce(c, count, cser_comm_now() - t0);
+    return s;
+}
+
+cser_status cser_comm_allgather(cser_comm_t *c, const void *send, size_t bytes,
+                                void *recv, size_t recv_cap, size_t *counts)
+{
+    if (!c)
+        return cser_error(CSER_ERR_INVALID, "allgather: communicator is NULL");
+    if ((!send && bytes > 0) || (!recv && recv_cap > 0) || !counts)
+        return comm_local_error(c, cser_error(CSER_ERR_INVALID,
+                                              "allgather (rank %d): NULL argument (send %s "
+                                              "with %zu bytes, recv %s, counts %s)",
+                                              c->rank, send ? "set" : "NULL", bytes,
+                                              recv ? "set" : "NULL",
+                                              counts ? "set" : "NULL"));
+    double t0 = cser_comm_now();
+    cser_status s = c->ops->allgather(c, send, bytes, recv, recv_cap, counts);
+    if (s == CSER_OK && counts_now(c))
+        account_allgather(c, bytes, counts, cser_comm_now() - t0);
+    return s;
+}
+
+cser_status cser_comm_bcast(cser_comm_t *c, void *buf, size_t bytes, int root)
+{
+    if (!c)
+        return cser_error(CSER_ERR_INVALID, "bcast: communicator is NULL");
+    if (root < 0 || root >= c->size)
+        return comm_local_error(c, cser_error(CSER_ERR_INVALID,
+                                              "bcast (rank %d): root %d out of range "
+                                              "0..%d", c->rank, root, c->size - 1));
+    if (!buf && bytes > 0)
+        return comm_local_error(c, cser_error(CSER_ERR_INVALID,
+                                              "bcast (rank %d): buf is NULL with %zu bytes",
+                                              c->rank, bytes));
+    double t0 = cser_comm_now();
+    cser_status s = c->ops->bcast(c, buf, bytes, root);
+    if (s == CSER_OK && counts_now(c))
+        account_bcast(c, bytes, root, cser_comm_now() - t0);
+    return s;
+}
+
+cser_status cser_comm_barrier(cser_comm_t *c)
+{
+    if (!c)
+        return cser_error(CSER_ERR_INVALID, "barrier: communicator is NULL");
+    double t0 = cser_comm_now();
+    cser_status s = c->ops->barrier(c);
+    if (s == CSER_OK && counts_now(c)) {
+        int k = ceil_log2(c->size);
+        comm_account(c, 0, 0, (uint64_t)k, k, cser_comm_now() - t0);
+    }
+    return s;
+}
+
+cser_status cser_comm_check_same(cser_comm_t *c, uint64_t value, const char *what)
+{
+    if (!c)
+        return cser_error(CSER_ERR_INVALID, "check_same: communicator is NULL");
+    const char *name = what ? what : "value";
+    size_t n = (size_t)c->size;
+    uint64_t *all = malloc(n * sizeof *all);
+    size_t *counts = malloc(n * sizeof *counts);
+    if (!all || !counts) {
+        free(all);
+        free(counts);
+        return comm_local_error(c, cser_error(CSER_ERR_NOMEM,
+                                              "check_same(%s): out of memory", name));
+    }
+    int was = cser_comm_set_counting(c, 0);
+    cser_status s = cser_comm_allgather(c, &value, sizeof value, all, n * sizeof *all,
+                                        counts);
+    cser_comm_set_counting(c, was);
+    for (size_t j = 1; s == CSER_OK && j < n; j++)
+        if (all[j] != all[0])
+            s = cser_error(CSER_ERR_MISMATCH,
+                           "%s differs between ranks: rank 0 has 0x%016llx, rank %zu has "
+                           "0x%016llx", name, (unsigned long long)all[0], j,
+                           (unsigned long long)all[j]);
+    free(all);
+    free(counts);
+    return s;
+}
+
+int cser_comm_set_counting(cser_comm_t *c, int on)
+{
+    if (!c)
+        return 0;
+    int was = c->counting;
+    c->counting = on != 0;
+    return was;
+}
+
+void cser_comm_get_stats(const cser_comm_t *c, cser_comm_stats *out)
+{
+    if (!out)
+        return;
+    if (!c) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    *out = c->stats;
+}
+
+void cser_comm_reset_stats(cser_comm_t *c)
+{
+    if (c)
+        memset(&c->stats, 0, sizeof c->stats);
+}
+
+void cser_comm_set_netmodel(cser_comm_t *c, const cser_netmodel *m)
+{
+    if (c && m)
+        c->net = *m;
+}
+
+void cser_comm_set_timeout(cser_comm_t *c, double seconds)
+{
+    if (c)
+        c->timeout_s = seconds > 0 ? seconds : 0;
+}
+
+int cser_comm_set_fast(cser_comm_t *c, int on)
+{
+    if (!c)
+        return 0;
+    int was = c->fast;
+    c->fast = on != 0;
+    return was;
+}
+
+void cser_comm_abort(cser_comm_t *c, const char *why)
+{
+    if (c && c->ops->abort)
+        c->ops->abort(c, why ? why : "(no reason given)");
+}
+
+#ifndef CSER_WITH_MPI
+int cser_comm_mpi_available(void) { return 0; }
+
+cser_status cser_comm_mpi_create(cser_comm_t **out)
+{
+    if (out)
+        *out = NULL;
+    return cser_error(CSER_ERR_INVALID,
+                      "mpi communicator: this build of cser has no MPI backend "
+                      "(configure with -DCSER_WITH_MPI=ON and an MPI installation)");
+}
+#endif

@@ -1,0 +1,67 @@
+/* comm_impl.h: private communicator internals: the backend vtable and the comm struct.
+ *
+ * A backend (threads, mpi) fills a cser_comm_ops table; comm.c dispatches the public
+ * calls to it, validates arguments, measures time and does the accounting (one shared
+ * function for every backend), so that backends only move data.
+ *
+ * Contract of every backend collective: it is entered by all ranks in the same order;
+ * when it fails on one rank, the others fail too (CSER_ERR_COMM naming the rank, or
+ * the same CSER_ERR_MISMATCH everywhere) instead of hanging.
+ */
+#ifndef CSER_COMM_IMPL_H
+#define CSER_COMM_IMPL_H
+
+#include "cser/comm.h"
+
+typedef struct cser_comm_ops {
+    const char *name; /* "threads" or "mpi" */
+    /* Deterministic in-place allreduce (see comm.h); fast may be ignored. */
+    cser_status (*allreduce)(cser_comm_t *c, float *buf, size_t count,
+                             cser_reduce_op op);
+    /* recv receives the messages of ranks 0..n-1 back to back, counts[r] their sizes. */
+    cser_status (*allgather)(cser_comm_t *c, const void *send, size_t bytes, void *recv,
+                             size_t recv_cap, size_t *counts);
+    cser_status (*bcast)(cser_comm_t *c, void *buf, size_t bytes, int root);
+    cser_status (*barrier)(cser_comm_t *c);
+    void (*abort)(cser_comm_t *c, const char *why);
+    /* This rank rejected a collective's arguments before entering it: tell the peers
+     * that may wait in it (threads: the group fails). NULL: the caller decides (mpi,
+     * where the only way to tell them is cser_comm_abort, which ends the job). */
+    void (*fail)(cser_comm_t *c, const char *why);
+    void (*free)(cser_comm_t *c); /* releases c->ctx (not c itself) */
+} cser_comm_ops;
+
+struct cser_comm {
+    const cser_comm_ops *ops; /* backend table                                  */
+    void *ctx;                /* backend state                                  */
+    int rank;                 /* this worker, 0..size-1                         */
+    int size;                 /* number of workers n                            */
+    int counting;             /* 1: collectives add to stats                     */
+    int fast;                 /* mpi: allreduce via MPI_Allreduce                 */
+    double timeout_s;         /* watchdog, 0 = wait forever                      */
+    cser_netmodel net;        /* modeled network                                 */
+    cser_comm_stats stats;    /* counted traffic                                 */
+};
+
+/* Allocates a comm with defaults (counting on, default netmodel); NULL on failure. */
+cser_comm_t *cser_comm_alloc(const cser_comm_ops *ops, void *ctx, int rank, int size);
+
+/* Chunk r of count elements split over n ranks: [r*count/n, (r+1)*count/n), computed
+ * without overflow. Shared by both backends so that they sum the same chunks. */
+size_t cser_comm_chunk_begin(size_t count, int n, int r);
+
+/* dst[i] = ((src[0][i] + src[1][i]) + src[2][i]) + ... for i < len, in rank order,
+ * then divided by n (float division) when avg. dst may alias one of the sources. */
+void cser_comm_sum_ranks(float *dst, const float *const *src, int n, size_t len,
+                         int avg);
+
+/* dst[i] = a[i] + b[i]; dst may alias a or b. */
+void cser_comm_add(float *dst, const float *a, const float *b, size_t len);
+
+/* In-place: v[i] = v[i] / (float)n. */
+void cser_comm_div(float *v, size_t len, int n);
+
+/* Seconds from CLOCK_MONOTONIC. */
+double cser_comm_now(void);
+
+#endif
