@@ -12,6 +12,7 @@
 #include "cser/optim.h"
 #include "cser/nn.h"
 #include "cser/data.h"
+#include "cser/train.h"
 
 /* Library version, "MAJOR.MINOR.PATCH". */
 const char *cser_version(void);

@@ -1,0 +1,259 @@
+/* metrics.c: the metrics files of a run (metrics.csv and metrics.jsonl, one row per
+ * evaluation plus a final or diverged row, appended and flushed row by row, written by
+ * rank 0 only) and the small file helpers the trainer shares (atomic whole-file
+ * writes, reads, mkdir -p). */
+#include "train_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *const train_metric_columns[] = {
+    "event", "step", "epoch", "lr", "train_loss", "test_loss", "test_acc", "bytes_up",
+    "bytes_down", "messages", "compute_s", "comm_s", "modeled_comm_s", "modeled_total_s",
+    "wall_s", NULL};
+
+struct train_metrics {
+    FILE *csv;
+    FILE *jsonl;
+    char csv_path[CSER_TRAIN_PATH + 32];
+};
+
+/* ---- file helpers ---- */
+
+static cser_status io_error(const char *what, const char *path)
+{
+    return cser_error(CSER_ERR_IO, "%s '%s': %s", what, path, strerror(errno));
+}
+
+cser_status train_write_atomic(const char *path, const void *data, size_t bytes)
+{
+    char tmp[CSER_TRAIN_PATH + 64];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return io_error("cannot create", tmp);
+    const char *p = data;
+    size_t left = bytes;
+    while (left > 0) {
+        ssize_t k = write(fd, p, left);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            cser_status s = io_error("cannot write", tmp);
+            close(fd);
+            unlink(tmp);
+            return s;
+        }
+        p += k;
+        left -= (size_t)k;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        cser_status s = io_error("cannot flush", tmp);
+        unlink(tmp);
+        return s;
+    }
+    if (rename(tmp, path) != 0) {
+        cser_status s = io_error("cannot rename to", path);
+        unlink(tmp);
+        return s;
+    }
+    return CSER_OK;
+}
+
+cser_status train_read_file(const char *path, char **data, size_t *bytes)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return io_error("cannot open", path);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t k = fread(buf + n, 1, cap - n, f);
+        n += k;
+        if (n < cap)
+            break;
+        char *nb = realloc(buf, 2 * cap + 1);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf)
+        return cser_error(CSER_ERR_NOMEM, "reading '%s': out of memory", path);
+    if (err) {
+        free(buf);
+        return cser_error(CSER_ERR_IO, "cannot read '%s'", path);
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *bytes = n;
+    return CSER_OK;
+}
+
+cser_status train_mkdir_p(const char *path)
+{
+    char tmp[CSER_TRAIN_PATH];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return cser_error(CSER_ERR_INVALID, "directory name too long: '%s'", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return io_error("cannot create directory", tmp);
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return io_error("cannot create directory", tmp);
+    struct stat st;
+    if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cser_error(CSER_ERR_IO, "'%s' exists and is not a directory", path);
+    return CSER_OK;
+}
+
+/* ---- resume: keep the rows up to the checkpoint's step ---- */
+
+/* Step of a CSV line "event,step,..." or of a JSONL line {...,"step": N,...}. */
+static long line_step(const char *line, int json)
+{
+    const char *p = json ? strstr(line, "\"step\":") : strchr(line, ',');
+    if (!p)
+        return -1;
+    p += json ? 7 : 1;
+    return strtol(p, NULL, 10);
+}
+
+/* Rewrites path keeping its first `header` lines and the rows with step <= keep. */
+static cser_status truncate_rows(const char *path, long keep, int header, int json)
+{
+    char *data = NULL;
+    size_t n = 0;
+    if (access(path, F_OK) != 0)
+        return CSER_OK;
+    CSER_CHECK(train_read_file(path, &data, &n));
+    char *out = malloc(n + 1);
+    if (!out) {
+        free(data);
+        return cser_error(CSER_ERR_NOMEM, "rewriting '%s': out of memory", path);
+    }
+    size_t used = 0;
+    int lineno = 0;
+    for (char *save = NULL, *l = strtok_r(data, "\n", &save); l;
+         l = strtok_r(NULL, "\n", &save), lineno++) {
+        if (lineno < header || line_step(l, json) <= keep) {
+            size_t k = strlen(l);
+            memcpy(out + used, l, k);
+            out[used + k] = '\n';
+            used += k + 1;
+        }
+    }
+    cser_status s = train_write_atomic(path, out, used);
+    free(out);
+    free(data);
+    return s;
+}
+
+/* ---- writer ---- */
+
+cser_status train_metrics_open(const char *dir, long resume_step, train_metrics **out)
+{
+    train_metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return cser_error(CSER_ERR_NOMEM, "metrics: out of memory");
+    char jpath[CSER_TRAIN_PATH + 32];
+    snprintf(m->csv_path, sizeof m->csv_path, "%s/metrics.csv", dir);
+    snprintf(jpath, sizeof jpath, "%s/metrics.jsonl", dir);
+    cser_status s = CSER_OK;
+    int append = resume_step >= 0 && access(m->csv_path, F_OK) == 0;
+    if (append) {
+        s = truncate_rows(m->csv_path, resume_step, 1, 0);
+        if (s == CSER_OK)
+            s = truncate_rows(jpath, resume_step, 0, 1);
+    }
+    if (s == CSER_OK) {
+        m->csv = fopen(m->csv_path, append ? "a" : "w");
+        m->jsonl = fopen(jpath, append ? "a" : "w");
+        if (!m->csv || !m->jsonl)
+            s = io_error("cannot open", m->csv ? jpath : m->csv_path);
+    }
+    if (s == CSER_OK && !append) {
+        for (int i = 0; train_metric_columns[i]; i++)
+            fprintf(m->csv, "%s%s", i ? "," : "", train_metric_columns[i]);
+        fprintf(m->csv, "\n");
+        if (fflush(m->csv) != 0)
+            s = io_error("cannot write", m->csv_path);
+    }
+    if (s != CSER_OK) {
+        train_metrics_close(m);
+        return s;
+    }
+    *out = m;
+    return CSER_OK;
+}
+
+/* %.9g, or "nan" for values not measured (the same text in CSV and JSON null). */
+static void num(char *buf, size_t n, double x, int json)
+{
+    if (isfinite(x))
+        snprintf(buf, n, "%.9g", x);
+    else
+        snprintf(buf, n, "%s", json ? "null" : (isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf")));
+}
+
+static void write_row(FILE *f, const train_row *r, int json)
+{
+    double vals[] = {r->epoch, r->lr, r->train_loss, r->test_loss, r->test_acc};
+    const char *names[] = {"epoch", "lr", "train_loss", "test_loss", "test_acc"};
+    double times[] = {r->compute_s, r->comm_s, r->modeled_comm_s,
+                      r->compute_s + r->modeled_comm_s, r->wall_s};
+    const char *tnames[] = {"compute_s", "comm_s", "modeled_comm_s", "modeled_total_s",
+                            "wall_s"};
+    char b[64];
+    if (json)
+        fprintf(f, "{\"event\": \"%s\", \"step\": %ld", r->event, r->step);
+    else
+        fprintf(f, "%s,%ld", r->event, r->step);
+    for (int i = 0; i < 5; i++) {
+        num(b, sizeof b, vals[i], json);
+        fprintf(f, json ? ", \"%s\": %s" : ",%.0s%s", names[i], b);
+    }
+    fprintf(f, json ? ", \"bytes_up\": %llu, \"bytes_down\": %llu, \"messages\": %llu"
+                    : ",%llu,%llu,%llu",
+            (unsigned long long)r->bytes_up, (unsigned long long)r->bytes_down,
+            (unsigned long long)r->messages);
+    for (int i = 0; i < 5; i++) {
+        num(b, sizeof b, times[i], json);
+        fprintf(f, json ? ", \"%s\": %s" : ",%.0s%s", tnames[i], b);
+    }
+    fprintf(f, json ? "}\n" : "\n");
+}
+
+cser_status train_metrics_write(train_metrics *m, const train_row *r)
+{
+    write_row(m->csv, r, 0);
+    write_row(m->jsonl, r, 1);
+    if (fflush(m->csv) != 0 || fflush(m->jsonl) != 0)
+        return io_error("cannot write", m->csv_path);
+    return CSER_OK;
+}
+
+void train_metrics_close(train_metrics *m)
+{
+    if (!m)
+        return;
+    if (m->csv)
+        fclose(m->csv);
+    if (m->jsonl)
+        fclose(m->jsonl);
+    free(m);
+}

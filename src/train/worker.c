@@ -1,0 +1,387 @@
+/* worker.c: one worker of a run, the same code on the threads and the MPI backend:
+ *
+ *   1. set-up: communicator settings, model (bound to the optimizer's model x_i),
+ *      optimizer, loader, scratch; resume from a checkpoint if asked;
+ *   2. each step t: lr_t from the schedule, a batch from this worker's loader, forward
+ *      and backward at x_i, optional gradient clipping, cser_optim_step (the method's
+ *      communication), then an uncounted 2-float allreduce that gives every worker the
+ *      mean loss and agreement on divergence (NaN/Inf anywhere stops everybody);
+ *   3. every --eval-every steps: evaluation and a metrics row; every
+ *      --checkpoint-every steps: a checkpoint (only of finite parameters);
+ *   4. the end: a final evaluation, the "final" row, the final checkpoint, a summary.
+ *
+ * Rank 0 writes every file and line. */
+#include "train_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- set-up ---- */
+
+static cser_status worker_setup(train_worker *w)
+{
+    const train_shared *sh = w->sh;
+    const cser_train_config *c = &sh->cfg;
+    cser_netmodel nm = {.bandwidth_bps = c->net_bandwidth, .latency_s = c->net_latency};
+    cser_comm_set_netmodel(w->comm, &nm);
+    if (c->timeout > 0)
+        cser_comm_set_timeout(w->comm, c->timeout);
+    uint64_t fp = 0xcbf29ce484222325ULL;
+    for (const char *p = sh->traj; *p; p++)
+        fp = (fp ^ (unsigned char)*p) * 0x100000001b3ULL;
+    CSER_CHECK(cser_comm_check_same(w->comm, fp, "training configuration"));
+    cser_model_config mc = cser_model_default_config();
+    mc.name = c->model;
+    mc.in_c = sh->train->c;
+    mc.in_h = sh->train->h;
+    mc.in_w = sh->train->w;
+    mc.nclasses = sh->train->nclasses;
+    mc.max_batch = c->batch;
+    mc.seed = c->seed;
+    CSER_CHECK(cser_model_create(&mc, &w->model));
+    const cser_params *L = cser_model_params(w->model);
+    w->d = L->d;
+    CSER_CHECK(cser_optim_create(&sh->ocfg, w->comm, L, L->data, &w->opt));
+    cser_model_bind(w->model, cser_optim_model(w->opt));
+    CSER_CHECK(cser_loader_create(sh->train, &sh->split, sh->n, w->rank, c->seed,
+                                  sh->augment, &w->loader));
+    size_t img = (size_t)sh->train->c * (size_t)sh->train->h * (size_t)sh->train->w;
+    w->images = cser_alloc_floats(img * (size_t)c->batch);
+    w->labels = calloc((size_t)c->batch, sizeof *w->labels);
+    w->eval_x = cser_alloc_floats(w->d);
+    size_t nb = cser_model_nbuffers(w->model);
+    w->bn_save = cser_alloc_floats(nb ? nb : 1);
+    if (!w->images || !w->labels || !w->eval_x || !w->bn_save)
+        return cser_error(CSER_ERR_NOMEM, "worker %d: out of memory", w->rank);
+    w->last_ckpt = -1;
+    if (sh->resume_path[0])
+        CSER_CHECK(train_ckpt_load(w));
+    cser_optim_get_stats(w->opt, &w->stats0);
+    return CSER_OK;
+}
+
+static void worker_teardown(train_worker *w)
+{
+    train_metrics_close(w->metrics);
+    cser_loader_free(w->loader);
+    cser_optim_free(w->opt);
+    cser_model_free(w->model);
+    cser_free_floats(w->images);
+    cser_free_floats(w->eval_x);
+    cser_free_floats(w->bn_save);
+    free(w->labels);
+}
+
+/* Rank 0 with --out: config.json (atomic) and the metrics files. */
+static cser_status open_outputs(train_worker *w)
+{
+    const train_shared *sh = w->sh;
+    if (w->rank != 0 || !sh->cfg.out_dir[0])
+        return CSER_OK;
+    CSER_CHECK(train_mkdir_p(sh->cfg.out_dir));
+    size_t cap = 1 << 16;
+    char *json = malloc(cap), path[CSER_TRAIN_PATH + 32];
+    if (!json)
+        return cser_error(CSER_ERR_NOMEM, "config.json: out of memory");
+    int len = cser_train_config_json(&sh->cfg, CSER_CMD_TRAIN, json, cap);
+    snprintf(path, sizeof path, "%s/config.json", sh->cfg.out_dir);
+    cser_status s = train_write_atomic(path, json, (size_t)len < cap ? (size_t)len : cap);
+    free(json);
+    CSER_CHECK(s);
+    return train_metrics_open(sh->cfg.out_dir, sh->resume_path[0] ? w->step : -1,
+                              &w->metrics);
+}
+
+/* ---- counters and rows ---- */
+
+void train_worker_counters(const train_worker *w, train_ckpt_head *out)
+{
+    cser_optim_stats st;
+    cser_optim_get_stats(w->opt, &st);
+    *out = w->base;
+    out->step = (uint64_t)w->step;
+    for (int p = 0; p < CSER_PHASE_COUNT; p++) {
+        out->bytes_up += st.bytes_sent[p] - w->stats0.bytes_sent[p];
+        out->bytes_down += st.bytes_recv[p] - w->stats0.bytes_recv[p];
+        out->messages += st.messages[p] - w->stats0.messages[p];
+        out->comm_s += st.comm_s[p] - w->stats0.comm_s[p];
+        out->modeled_comm_s += st.modeled_s[p] - w->stats0.modeled_s[p];
+    }
+    out->compute_s += w->compute_s;
+    out->wall_s += train_now() - w->t_start;
+    out->loss_sum = w->loss_sum;
+    out->loss_count = w->loss_count;
+    out->last_train_loss = w->last_train_loss;
+}
+
+static double epoch_of(const train_worker *w, long step)
+{
+    return (double)step / w->sh->steps_per_epoch;
+}
+
+/* A metrics row (rank 0 writes it); resets the training-loss interval. */
+static cser_status emit_row(train_worker *w, const char *event, double test_loss,
+                            double test_acc)
+{
+    if (w->loss_count > 0)
+        w->last_train_loss = w->loss_sum / (double)w->loss_count;
+    w->loss_sum = 0;
+    w->loss_count = 0;
+    if (!strcmp(event, "diverged"))
+        w->last_train_loss = NAN;
+    if (w->rank != 0)
+        return CSER_OK;
+    train_ckpt_head h;
+    train_worker_counters(w, &h);
+    train_row r = {event, w->step, epoch_of(w, w->step), w->lr, w->last_train_loss,
+                   test_loss, test_acc, h.bytes_up, h.bytes_down, h.messages,
+                   h.compute_s, h.comm_s, h.modeled_comm_s, h.wall_s};
+    if (strcmp(event, "final"))
+        train_progress_line(&w->progress,
+                            "step %ld  epoch %.2f  train loss %.4f  test loss %.4f  "
+                            "test acc %.2f%%  MB up %.2f\n", w->step, r.epoch,
+                            r.train_loss, test_loss, 100 * test_acc, h.bytes_up / 1e6);
+    return w->metrics ? train_metrics_write(w->metrics, &r) : CSER_OK;
+}
+
+/* ---- the step ---- */
+
+static void clip_gradient(float *g, size_t d, double max_norm)
+{
+    double ss = 0;
+    for (size_t i = 0; i < d; i++)
+        ss += (double)g[i] * (double)g[i];
+    double norm = sqrt(ss);
+    if (norm > max_norm && isfinite(norm)) {
+        float k = (float)(max_norm / norm);
+        for (size_t i = 0; i < d; i++)
+            g[i] *= k;
+    }
+}
+
+/* One training step; *mean_loss is the mean over workers (NaN if any diverged). */
+static cser_status train_one_step(train_worker *w, double *mean_loss)
+{
+    const train_shared *sh = w->sh;
+    const cser_train_config *c = &sh->cfg;
+    w->lr = cser_schedule_lr(&sh->sched, c->lr, w->step, sh->total_steps,
+                             sh->steps_per_epoch, c->warmup);
+    CSER_CHECK(cser_loader_next(w->loader, c->batch, w->images, w->labels));
+    cser_optim_stats before, after;
+    cser_optim_get_stats(w->opt, &before);
+    double t0 = train_now();
+    float loss = 0;
+    CSER_CHECK(cser_model_train_step(w->model, w->images, w->labels, c->batch, &loss, NULL));
+    float *g = cser_model_grads(w->model);
+    if (c->clip_norm > 0)
+        clip_gradient(g, w->d, c->clip_norm);
+    CSER_CHECK(cser_optim_step(w->opt, g, (float)w->lr));
+    double dt = train_now() - t0;
+    cser_optim_get_stats(w->opt, &after);
+    for (int p = 0; p < CSER_PHASE_COUNT; p++)
+        dt -= after.comm_s[p] - before.comm_s[p];
+    w->compute_s += dt > 0 ? dt : 0;
+    w->step++;
+    float v[2] = {loss, isfinite(loss) ? 0.0f : 1.0f};
+    CSER_CHECK(train_allreduce_uncounted(w->comm, v, 2, CSER_REDUCE_SUM));
+    *mean_loss = (v[1] > 0 || !isfinite(v[0])) ? NAN : (double)v[0] / sh->n;
+    return CSER_OK;
+}
+
+static cser_status diverged(train_worker *w, const char *what)
+{
+    const train_shared *sh = w->sh;
+    CSER_CHECK(emit_row(w, "diverged", NAN, NAN));
+    if (w->rank == 0 && sh->result)
+        sh->result->diverged = 1;
+    char kept[CSER_TRAIN_PATH + 96] = "no checkpoint was written";
+    if (w->last_ckpt >= 0)
+        snprintf(kept, sizeof kept, "the last good checkpoint (step %ld) is kept in %s",
+                 w->last_ckpt, sh->ckpt_path);
+    return cser_error(CSER_ERR_DIVERGED,
+                      "diverged at step %ld (epoch %.2f, lr %g): %s; %s", w->step,
+                      epoch_of(w, w->step), w->lr, what, kept);
+}
+
+/* Evaluation + row; divergence if the evaluated model is not finite. */
+static cser_status eval_row(train_worker *w, const char *event)
+{
+    double tl, ta;
+    int finite;
+    CSER_CHECK(train_evaluate(w, &tl, &ta, &finite));
+    if (!finite)
+        return diverged(w, "the model has NaN or Inf parameters");
+    if (w->rank == 0 && w->sh->result) {
+        w->sh->result->test_loss = tl;
+        w->sh->result->test_acc = ta;
+    }
+    return emit_row(w, event, tl, ta);
+}
+
+static cser_status params_finite(train_worker *w, int *ok)
+{
+    const float *x = cser_optim_model(w->opt);
+    float bad = 0;
+    for (size_t i = 0; i < w->d; i++)
+        if (!isfinite(x[i])) {
+            bad = 1;
+            break;
+        }
+    CSER_CHECK(train_allreduce_uncounted(w->comm, &bad, 1, CSER_REDUCE_SUM));
+    *ok = bad == 0;
+    return CSER_OK;
+}
+
+static cser_status checkpoint(train_worker *w)
+{
+    int ok;
+    CSER_CHECK(params_finite(w, &ok));
+    if (!ok)
+        return diverged(w, "a worker's model has NaN or Inf parameters");
+    CSER_CHECK(train_ckpt_save(w));
+    w->last_ckpt = w->step;
+    return CSER_OK;
+}
+
+/* ---- the loop ---- */
+
+static cser_status run_loop(train_worker *w)
+{
+    const train_shared *sh = w->sh;
+    const cser_train_config *c = &sh->cfg;
+    long first = w->step;
+    if (w->rank == 0)
+        train_progress_init(&w->progress, c->quiet ? NULL : sh->log, first,
+                            sh->total_steps);
+    while (w->step < sh->total_steps) {
+        double loss;
+        CSER_CHECK(train_one_step(w, &loss));
+        if (!isfinite(loss))
+            return diverged(w, "the training loss is NaN or Inf");
+        w->loss_sum += loss;
+        w->loss_count++;
+        if (w->rank == 0)
+            train_progress_step(&w->progress, w->step, epoch_of(w, w->step), loss);
+        int last = w->step == sh->total_steps;
+        if (!last && c->eval_every > 0 && w->step % c->eval_every == 0)
+            CSER_CHECK(eval_row(w, "eval"));
+        if (!last && sh->ckpt_path[0] && c->checkpoint_every > 0 &&
+            w->step % c->checkpoint_every == 0)
+            CSER_CHECK(checkpoint(w));
+        if (!last && c->stop_after > 0 && w->step - first >= c->stop_after) {
+            if (w->rank == 0 && sh->result)
+                sh->result->stopped = 1;
+            return CSER_OK;
+        }
+    }
+    CSER_CHECK(eval_row(w, "final"));
+    if (sh->ckpt_path[0])
+        CSER_CHECK(checkpoint(w));
+    return CSER_OK;
+}
+
+/* FNV-1a over every worker's model x_i, in rank order (uncounted allgather). */
+static cser_status models_hash(train_worker *w, uint64_t *out)
+{
+    const unsigned char *p = (const unsigned char *)cser_optim_model(w->opt);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < 4 * w->d; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    int n = w->sh->n;
+    uint64_t *all = calloc((size_t)n, sizeof *all);
+    size_t *counts = calloc((size_t)n, sizeof *counts);
+    cser_status s = all && counts ? CSER_OK : cser_error(CSER_ERR_NOMEM, "out of memory");
+    int prev = cser_comm_set_counting(w->comm, 0);
+    if (s == CSER_OK)
+        s = cser_comm_allgather(w->comm, &h, 8, all, 8 * (size_t)n, counts);
+    cser_comm_set_counting(w->comm, prev);
+    uint64_t acc = 0xcbf29ce484222325ULL;
+    for (int r = 0; s == CSER_OK && r < n; r++)
+        acc = (acc ^ all[r]) * 0x100000001b3ULL;
+    *out = acc;
+    free(all);
+    free(counts);
+    return s;
+}
+
+static void fill_result(train_worker *w)
+{
+    cser_train_result *r = w->sh->result;
+    train_ckpt_head h;
+    train_worker_counters(w, &h);
+    r->steps = w->step;
+    r->epochs = epoch_of(w, w->step);
+    r->workers = w->sh->n;
+    r->rank = w->rank;
+    r->d = w->d;
+    r->train_loss = w->last_train_loss;
+    r->bytes_up = h.bytes_up;
+    r->bytes_down = h.bytes_down;
+    r->messages = h.messages;
+    r->compute_s = h.compute_s;
+    r->comm_s = h.comm_s;
+    r->modeled_comm_s = h.modeled_comm_s;
+    r->wall_s = h.wall_s;
+    r->nominal_rc = cser_optim_nominal_ratio(&w->sh->ocfg, cser_model_params(w->model));
+    /* SGD's dense allreduce per step: reduce-scatter + allgather, both directions */
+    double n = w->sh->n, dense = 2.0 * 2.0 * (n - 1) / n * 4.0 * (double)w->d;
+    double moved = w->step > 0 ? (double)(h.bytes_up + h.bytes_down) / (double)w->step : 0;
+    r->actual_rc = moved > 0 ? dense / moved : 0;
+    cser_optim_format(&w->sh->ocfg, r->method, sizeof r->method);
+    if (cser_optim_is_local(w->opt))
+        snprintf(r->evaluated, sizeof r->evaluated, "average of the %d local models",
+                 w->sh->n);
+    else
+        snprintf(r->evaluated, sizeof r->evaluated, "the replicated model");
+}
+
+static void print_start(train_worker *w)
+{
+    const train_shared *sh = w->sh;
+    if (w->rank != 0 || !sh->log || sh->cfg.quiet)
+        return;
+    fprintf(sh->log, "cser train: resolved configuration\n");
+    cser_train_print_config(sh->log, &sh->cfg, CSER_CMD_TRAIN);
+    fprintf(sh->log, "  model %s: d = %zu parameters; %zu training and %zu test examples; "
+            "%ld steps (%.2f epochs)%s\n", sh->cfg.model, w->d, sh->train->n, sh->test->n,
+            sh->total_steps, (double)sh->total_steps / sh->steps_per_epoch,
+            w->step ? " (resumed)" : "");
+    if (w->step)
+        fprintf(sh->log, "  resumed at step %ld from %s\n", w->step, sh->resume_path);
+    fflush(sh->log);
+}
+
+cser_status train_worker_run(const train_shared *sh, cser_comm_t *comm, int rank)
+{
+    train_worker w;
+    memset(&w, 0, sizeof w);
+    w.sh = sh;
+    w.comm = comm;
+    w.rank = rank;
+    w.t_start = train_now();
+    cser_status s = worker_setup(&w);
+    if (s == CSER_OK)
+        s = open_outputs(&w);
+    if (s == CSER_OK) {
+        print_start(&w);
+        s = run_loop(&w);
+        if (rank == 0)
+            train_progress_end(&w.progress);
+        if (rank == 0 && sh->cfg.out_dir[0] && (s == CSER_OK || s == CSER_ERR_DIVERGED)) {
+            train_metrics_close(w.metrics);
+            w.metrics = NULL;
+            train_plot_curves(sh->cfg.out_dir, sh->cfg.quiet ? NULL : sh->log);
+        }
+    }
+    if (w.opt && rank == 0 && sh->result)
+        fill_result(&w);
+    if (s == CSER_OK) {
+        uint64_t h = 0;
+        s = models_hash(&w, &h);
+        if (rank == 0 && sh->result)
+            sh->result->model_hash = h;
+    }
+    worker_teardown(&w);
+    return s;
+}
