@@ -79,7 +79,8 @@ typedef struct {
     double alpha; /* dirichlet concentration (> 0); smaller = more skewed */
 } cser_split;
 
-/* "iid" or "dirichlet:ALPHA". */
+/* "iid" or "dirichlet:ALPHA" with ALPHA in [0.001, 1e6]; CSER_ERR_INVALID with a
+ * message naming the spec and the expected form otherwise. */
 cser_status cser_split_parse(const char *spec, cser_split *out);
 
 typedef struct cser_loader cser_loader_t;
@@ -93,13 +94,23 @@ cser_status cser_loader_create(const cser_dataset *ds, const cser_split *split,
                                cser_loader_t **out);
 void cser_loader_free(cser_loader_t *l);
 
-/* Examples in this worker's shard per epoch. */
+/* Examples this worker draws per epoch: E = floor(N / nworkers), the same on every
+ * worker for both splits (so workers agree on steps per epoch: E / batch). */
 size_t cser_loader_shard_size(const cser_loader_t *l);
+
+/* Distinct examples this worker owns: E for iid; for dirichlet the size of its fixed
+ * label-skewed shard (>= 1, differs between workers; sampled cyclically, see
+ * docs/data.md). */
+size_t cser_loader_shard_examples(const cser_loader_t *l);
 
 /* Next batch of this worker (normalized float NCHW images, int32 labels); wraps into
  * the next epoch as needed. */
 cser_status cser_loader_next(cser_loader_t *l, int batch, float *images,
                              int32_t *labels);
+
+/* Like cser_loader_next, but returns the dataset indices of the next batch (no
+ * pixels); advances the position the same way. */
+cser_status cser_loader_next_indices(cser_loader_t *l, int batch, size_t *indices);
 
 /* Position for checkpoints: epoch and index within the epoch. */
 typedef struct {
