@@ -15,6 +15,8 @@ typedef struct {
 
 int cli_info(int argc, char **argv);
 int cli_psync_demo(int argc, char **argv);
+int cli_train(int argc, char **argv);
+int cli_tune(int argc, char **argv);
 
 /* Exit status for a library status (usage errors -> 2, divergence -> 3, else 1). */
 int cli_exit_status(cser_status s);

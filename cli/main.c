@@ -7,6 +7,8 @@
 static const cli_command commands[] = {
     {"info", "list methods, compressors, models and backends (--json)", cli_info},
     {"psync-demo", "PSync across in-process workers, with byte counts", cli_psync_demo},
+    {"train", "train a model with n workers (the main job; --help for options)", cli_train},
+    {"tune", "grid-search CSER configurations meeting a target R_C", cli_tune},
 };
 
 static void usage(FILE *f)

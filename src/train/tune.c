@@ -1,0 +1,194 @@
+/* tune.c: `cser tune`: a small grid search over CSER configurations at a target
+ * overall ratio, as the authors chose theirs ("by grid search").
+ *
+ * CSER moves d/R_C2 values every step and d/R_C1 every H steps, so
+ *     R_C = 1 / ( 1/(R_C1 * H) + 1/R_C2 ).
+ * For a target R_C we try R_C2 = m * R_C for m in {2, 4, 4/3} (m = 2 is the authors'
+ * rule R_C1 * H = R_C2), which fixes R_C1 * H = R_C * m / (m - 1), each with H in
+ * {4, 16} (R_C1 = R_C1*H / H >= 1), plus the partial-local variant C2 = 0 (R_C1 * H =
+ * R_C). Each configuration runs with every learning rate of the grid for a short budget;
+ * candidates are ranked by final training loss (diverged ones last). Other methods are
+ * tuned over the learning rate only, at the configuration --rc resolves to. */
+#include "train_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TUNE_MAX 64
+
+static const double tune_mults[] = {2.0, 4.0, 4.0 / 3.0};
+static const int tune_periods[] = {4, 16};
+
+/* Compressor name of a spec ("grbs:64" -> "grbs"). */
+static void comp_name(const char *spec, char *out, size_t n)
+{
+    size_t k = strcspn(spec, ":");
+    snprintf(out, n, "%.*s", (int)(k < n - 1 ? k : n - 1), spec);
+}
+
+static int add_cser(cser_tune_candidate *c, int k, const char *method, const char *comp,
+                    double r1, double r2, int h)
+{
+    if (k >= TUNE_MAX || r1 < 1)
+        return k;
+    cser_tune_candidate *x = &c[k];
+    memset(x, 0, sizeof *x);
+    if (r2 > 0)
+        snprintf(x->method, sizeof x->method, "%s:c1=%s:%.6g,c2=%s:%.6g,h=%d", method, comp,
+                 r1, comp, r2, h);
+    else
+        snprintf(x->method, sizeof x->method, "%s:c1=%s:%.6g,c2=zero,h=%d", method, comp,
+                 r1, h);
+    x->r_c1 = r1;
+    x->r_c2 = r2;
+    x->h = h;
+    x->nominal_rc = 1.0 / (1.0 / (r1 * h) + (r2 > 0 ? 1.0 / r2 : 0.0));
+    return k + 1;
+}
+
+/* The configurations (without learning rates) for cfg's method and ratio. */
+static cser_status enumerate(const cser_train_config *cfg, cser_tune_candidate *c, int *nout)
+{
+    cser_optim_config oc;
+    CSER_CHECK(cser_train_resolve_method(cfg, &oc));
+    double rc = cfg->rc > 0 ? cfg->rc : 256.0;
+    int k = 0;
+    if (oc.kind == CSER_METHOD_CSER || oc.kind == CSER_METHOD_CSER_FUSED) {
+        char comp[32];
+        comp_name(oc.c1, comp, sizeof comp);
+        const char *name = cser_method_name(oc.kind);
+        for (size_t m = 0; m < sizeof tune_mults / sizeof *tune_mults; m++)
+            for (size_t p = 0; p < sizeof tune_periods / sizeof *tune_periods; p++) {
+                double r1h = rc * tune_mults[m] / (tune_mults[m] - 1.0);
+                k = add_cser(c, k, name, comp, r1h / tune_periods[p], rc * tune_mults[m],
+                             tune_periods[p]);
+            }
+        if (oc.kind == CSER_METHOD_CSER)
+            for (size_t p = 0; p < sizeof tune_periods / sizeof *tune_periods; p++)
+                k = add_cser(c, k, name, comp, rc / tune_periods[p], 0, tune_periods[p]);
+    } else {
+        memset(&c[0], 0, sizeof c[0]);
+        cser_optim_format(&oc, c[0].method, sizeof c[0].method);
+        c[0].nominal_rc = rc;
+        k = 1;
+    }
+    if (k == 0)
+        return cser_error(CSER_ERR_INVALID, "--rc %g: no configuration meets this ratio "
+                          "(expected R_C >= 2)", rc);
+    *nout = k;
+    return CSER_OK;
+}
+
+/* Trains one candidate for the budget. */
+static cser_status run_candidate(const cser_train_config *base, cser_tune_candidate *x)
+{
+    cser_train_config c = *base;
+    snprintf(c.method, sizeof c.method, "%s", x->method);
+    c.rc = 0;
+    c.lr = x->lr;
+    c.steps = base->budget_steps;
+    c.epochs = 0;
+    c.eval_every = 0;
+    c.out_dir[0] = '\0';
+    c.resume[0] = '\0';
+    c.checkpoint_every = 0;
+    c.stop_after = 0;
+    c.quiet = 1;
+    cser_train_result r;
+    cser_status s = cser_train_run(&c, NULL, &r);
+    if (s != CSER_OK && s != CSER_ERR_DIVERGED)
+        return cser_error_context(s, "tune candidate %s lr %g", x->method, x->lr);
+    x->diverged = s == CSER_ERR_DIVERGED;
+    x->train_loss = x->diverged ? NAN : r.train_loss;
+    x->test_acc = x->diverged ? NAN : r.test_acc;
+    x->actual_rc = r.actual_rc;
+    return CSER_OK;
+}
+
+static int rank_cmp(const void *a, const void *b)
+{
+    const cser_tune_candidate *x = a, *y = b;
+    int fx = !x->diverged && isfinite(x->train_loss);
+    int fy = !y->diverged && isfinite(y->train_loss);
+    if (fx != fy)
+        return fy - fx;
+    if (fx && x->train_loss != y->train_loss)
+        return x->train_loss < y->train_loss ? -1 : 1;
+    return 0;
+}
+
+/* tune.csv (atomic) and best_method.txt. */
+static cser_status write_outputs(const char *dir, const cser_tune_result *r)
+{
+    CSER_CHECK(train_mkdir_p(dir));
+    size_t cap = 512 + (size_t)r->ncand * 512, used = 0;
+    char *buf = malloc(cap), path[CSER_TRAIN_PATH + 32];
+    if (!buf)
+        return cser_error(CSER_ERR_NOMEM, "tune.csv: out of memory");
+    used += (size_t)snprintf(buf, cap, "rank,method,lr,r_c1,r_c2,h,nominal_rc,actual_rc,"
+                                       "train_loss,test_acc,diverged\n");
+    for (int i = 0; i < r->ncand && used < cap; i++) {
+        const cser_tune_candidate *x = &r->cand[i];
+        used += (size_t)snprintf(buf + used, cap - used,
+                                 "%d,\"%s\",%g,%g,%g,%d,%.6g,%.6g,%.6g,%.6g,%d\n", i + 1,
+                                 x->method, x->lr, x->r_c1, x->r_c2, x->h, x->nominal_rc,
+                                 x->actual_rc, x->train_loss, x->test_acc, x->diverged);
+    }
+    snprintf(path, sizeof path, "%s/tune.csv", dir);
+    cser_status s = train_write_atomic(path, buf, used < cap ? used : cap);
+    if (s == CSER_OK && r->best >= 0) {
+        int k = snprintf(buf, cap, "%s\n", r->cand[r->best].method);
+        snprintf(path, sizeof path, "%s/best_method.txt", dir);
+        s = train_write_atomic(path, buf, (size_t)k);
+    }
+    free(buf);
+    return s;
+}
+
+cser_status cser_tune_run(const cser_train_config *cfg, FILE *log, cser_tune_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->best = -1;
+    CSER_CHECK(cser_train_validate(cfg, CSER_CMD_TUNE));
+    if (!strcmp(cfg->backend, "mpi"))
+        return cser_error(CSER_ERR_INVALID, "--backend mpi: cser tune runs its candidates "
+                          "on the threads backend (MPI cannot restart between runs)");
+    cser_tune_candidate confs[TUNE_MAX];
+    int nconf = 0;
+    CSER_CHECK(enumerate(cfg, confs, &nconf));
+    int total = nconf * cfg->n_lr_grid;
+    out->cand = calloc((size_t)total, sizeof *out->cand);
+    if (!out->cand)
+        return cser_error(CSER_ERR_NOMEM, "tune: out of memory");
+    for (int i = 0; i < nconf; i++)
+        for (int j = 0; j < cfg->n_lr_grid; j++) {
+            cser_tune_candidate *x = &out->cand[out->ncand];
+            *x = confs[i];
+            x->lr = cfg->lr_grid[j];
+            cser_status s = run_candidate(cfg, x);
+            if (s != CSER_OK)
+                return s;
+            out->ncand++;
+            if (log && !cfg->quiet) {
+                fprintf(log, "[%d/%d] %-44s lr %-6g R_C %7.1f  loss %-9.4g acc %s%.2f%%\n",
+                        out->ncand, total, x->method, x->lr, x->actual_rc, x->train_loss,
+                        x->diverged ? "diverged " : "", 100 * x->test_acc);
+                fflush(log);
+            }
+        }
+    qsort(out->cand, (size_t)out->ncand, sizeof *out->cand, rank_cmp);
+    out->best = out->ncand > 0 && !out->cand[0].diverged ? 0 : -1;
+    if (cfg->out_dir[0])
+        CSER_CHECK(write_outputs(cfg->out_dir, out));
+    return CSER_OK;
+}
+
+void cser_tune_result_free(cser_tune_result *r)
+{
+    if (!r)
+        return;
+    free(r->cand);
+    r->cand = NULL;
+    r->ncand = 0;
+}
