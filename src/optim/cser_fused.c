@@ -1,0 +1,89 @@
+/* cser_fused.c: the authors' fused GRBS form of CSER (ALGORITHMS.md, "The authors'
+ * fused GRBS form"); C1 and C2 must be GRBS.
+ *
+ *   each step t:
+ *     m_i, Delta_i from the local step;  x_i <- x_i - Delta_i
+ *     B = GRBS block drawn with C1 (salt C1) if t mod H == 0, else with C2 (salt C2)
+ *     x_i[B] <- avg_j x_j[B]                (allreduce AVG of |B| floats; phase RESET
+ *                                            on H-th steps, UPDATE otherwise)
+ *
+ * Why it is CSER: on a block B shared by all workers, "update-sync Delta with C2 = B,
+ * then reset with C1 = B" sets x_i[B] to z[B] - avg_j Delta_j[B] + avg_j e_j[B] =
+ * avg_j (x_j - Delta_j)[B], since z = x_j - e_j is the same on every worker: one
+ * model average on B. How it differs from the general form (cser.c):
+ *  - on steps that are not H-th, the general form only update-syncs on B2 (x_i[B2]
+ *    moves by the averaged Delta, and an error e_i[B2] accumulated before stays), the
+ *    fused form also resets B2 (e_i[B2] becomes 0): it is the general form with an
+ *    extra reset on the update block every step;
+ *  - on H-th steps, the general form update-syncs on B2 (C2 ratio) and then resets on
+ *    an independent block B1 (C1 ratio); the fused form does one model average on B1
+ *    only: no update-sync on B2 happens at that step;
+ *  - hence the fused form keeps no explicit z (there is no shared synchronized model
+ *    off the blocks), its traffic per H steps is (H-1)|B2| + |B1| floats instead of
+ *    H|B2| + |B1|, and CSER_VEC_ERROR returns zeros, CSER_VEC_SYNCED returns x.
+ * They coincide (up to rounding) when every step is an H-th step on the same block:
+ * fused with H = 1 equals CSEA (general form, C2 = 0, H = 1) with the same C1, and
+ * equals general CSER with C1 = C2, H = 1 drawing both from one salt (tests).
+ *
+ * Invariant: right after a step, x_i[B] is bitwise identical on every worker.
+ * State: x, m (2 vectors); the gradient buffer is the message scratch.
+ */
+#include "optim/optim_impl.h"
+
+#include <stdlib.h>
+
+typedef struct {
+    cser_compressor_t *c[2]; /* [0] = C1 (H-th steps), [1] = C2 (other steps) */
+    cser_support sup;        /* block of the current step                     */
+} fused_impl;
+
+static cser_status fused_init(cser_optim_t *o)
+{
+    fused_impl *p = calloc(1, sizeof *p);
+    if (!p)
+        return cser_error(CSER_ERR_NOMEM, "cser-fused: out of memory");
+    o->impl = p;
+    cser_support_init(&p->sup);
+    CSER_CHECK(cser_compressor_create_spec(o->cfg.c1, &p->c[0]));
+    return cser_compressor_create_spec(o->cfg.c2, &p->c[1]);
+}
+
+static void fused_fini(cser_optim_t *o)
+{
+    fused_impl *p = o->impl;
+    if (!p)
+        return;
+    cser_compressor_free(p->c[0]);
+    cser_compressor_free(p->c[1]);
+    cser_support_free(&p->sup);
+    free(p);
+    o->impl = NULL;
+}
+
+static cser_status fused_step(cser_optim_t *o, float *g, float lr)
+{
+    fused_impl *p = o->impl;
+    cser_lstep k = cser_lstep_make(&o->cfg, lr);
+    cser_kern_step(&k, o->x, o->m, g, o->d);
+    int reset = o->step % (uint64_t)o->cfg.h == 0;
+    cser_draw draw = cser_optim_draw(o, reset ? CSER_OPTIM_SALT_C1 : CSER_OPTIM_SALT_C2);
+    cser_support *B = &p->sup;
+    CSER_CHECK(cser_compressor_select(p->c[reset ? 0 : 1], &o->L, &draw, B));
+    if (B->count == 0)
+        return CSER_OK;
+    cser_support_gather(B, o->x, g);
+    cser_optim_phase_begin(o);
+    cser_status s = cser_comm_allreduce(o->comm, g, B->count, CSER_REDUCE_AVG);
+    cser_optim_phase_end(o, reset ? CSER_PHASE_RESET : CSER_PHASE_UPDATE);
+    CSER_CHECK(s);
+    cser_support_scatter(B, g, o->x);
+    return CSER_OK;
+}
+
+const cser_optim_method cser_method_cser_fused = {
+    .kind = CSER_METHOD_CSER_FUSED,
+    .is_local = 1,
+    .init = fused_init,
+    .step = fused_step,
+    .fini = fused_fini,
+};

@@ -1,0 +1,92 @@
+/* qsparse.c: QSparse-local-SGD (Basu et al. 2019), period H, compressor C, as in
+ * ALGORITHMS.md:
+ *
+ *   every step:        m_i, Delta_i from the local step;  x_i <- x_i - Delta_i
+ *   if t mod H == 0:   e_i <- e_i + (x_i - x_hat)
+ *                      c = avg_j C(e_j)           (PSync of e_i with C, phase AVERAGE)
+ *                      e_i <- e_i - C(e_i)
+ *                      x_i <- x_hat + c;  x_hat <- x_i
+ *
+ * Invariants: x_hat is bitwise identical on every worker (it starts at x0 and only
+ * moves by the averaged c); right after a synchronization every x_i equals x_hat
+ * bitwise. State: x, m, e, x_hat (4 vectors) plus PSync message buffers.
+ * CSER_VEC_SYNCED returns x_hat, CSER_VEC_ERROR returns e.
+ */
+#include "optim/optim_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    cser_compressor_t *c; /* C                      */
+    cser_psync_t *ps;     /* PSync over comm with C */
+} qs_impl;
+
+static cser_status qs_init(cser_optim_t *o)
+{
+    qs_impl *p = calloc(1, sizeof *p);
+    if (!p)
+        return cser_error(CSER_ERR_NOMEM, "qsparse: out of memory");
+    o->impl = p;
+    CSER_CHECK(cser_compressor_create_spec(o->cfg.c1, &p->c));
+    return cser_psync_create(o->comm, p->c, &o->L, &p->ps);
+}
+
+static void qs_fini(cser_optim_t *o)
+{
+    qs_impl *p = o->impl;
+    if (!p)
+        return;
+    cser_psync_free(p->ps);
+    cser_compressor_free(p->c);
+    free(p);
+    o->impl = NULL;
+}
+
+static cser_status qs_sync(cser_optim_t *o)
+{
+    qs_impl *p = o->impl;
+    float *x = o->x, *e = o->aux, *xh = o->aux2;
+    for (size_t i = 0; i < o->d; i++)
+        e[i] = e[i] + (x[i] - xh[i]);
+    cser_draw draw = cser_optim_draw(o, CSER_OPTIM_SALT_C1);
+    cser_optim_phase_begin(o);
+    cser_status s = cser_psync_exchange(p->ps, &draw, e);
+    cser_optim_phase_end(o, CSER_PHASE_AVERAGE);
+    CSER_CHECK(s);
+    CSER_CHECK(cser_psync_residual(p->ps, e));
+    CSER_CHECK(cser_psync_add_avg(p->ps, 1.0f, xh));
+    memcpy(x, xh, o->d * sizeof(float));
+    return CSER_OK;
+}
+
+static cser_status qs_step(cser_optim_t *o, float *g, float lr)
+{
+    cser_lstep k = cser_lstep_make(&o->cfg, lr);
+    cser_kern_step(&k, o->x, o->m, g, o->d);
+    if (o->step % (uint64_t)o->cfg.h != 0)
+        return CSER_OK;
+    return qs_sync(o);
+}
+
+static void qs_error(const cser_optim_t *o, float *out)
+{
+    memcpy(out, o->aux, o->d * sizeof(float));
+}
+
+static void qs_synced(const cser_optim_t *o, float *out)
+{
+    memcpy(out, o->aux2, o->d * sizeof(float));
+}
+
+const cser_optim_method cser_method_qsparse = {
+    .kind = CSER_METHOD_QSPARSE,
+    .is_local = 1,
+    .has_aux = 1,
+    .has_aux2 = 1,
+    .init = qs_init,
+    .step = qs_step,
+    .fini = qs_fini,
+    .error = qs_error,
+    .synced = qs_synced,
+};
