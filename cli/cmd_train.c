@@ -58,6 +58,8 @@ static void print_summary(const cser_train_config *cfg, const cser_train_result 
     printf("  modeled         %.1f s on %sbit/s, %s per message (compute %.1f s + "
            "communication %.2f s)\n", r->compute_s + r->modeled_comm_s, bw, lat,
            r->compute_s, r->modeled_comm_s);
+    printf("  model hash      %016llx (every worker's final model, in rank order)\n",
+           (unsigned long long)r->model_hash);
     if (cfg->out_dir[0] || cfg->resume[0])
         printf("  outputs         %s/\n", cfg->out_dir[0] ? cfg->out_dir : cfg->resume);
 }
