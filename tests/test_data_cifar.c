@@ -239,6 +239,14 @@ static void test_bad_cifar(void **state)
     fclose(f);
     write_file(tpath("cut.gz"), buf, n / 2, 0);
     expect_fail(tpath("cut.gz"), 10, CSER_ERR_FORMAT, tpath("cut.gz"), "truncated");
+    /* A (sparse) file over the 16 GiB cap is refused before anything is read. */
+    FILE *sp = fopen(tpath("huge.bin"), "wb");
+    int sparse = sp && ftruncate(fileno(sp), (off_t)17 << 30) == 0;
+    if (sp)
+        fclose(sp);
+    if (sparse)
+        expect_fail(tpath("huge.bin"), 10, CSER_ERR_FORMAT, tpath("huge.bin"), "at most");
+    unlink(tpath("huge.bin"));
     /* The second of two files fails: nothing leaks, the message names it. */
     write_cifar(tpath("ok.bin"), 0, 2, 10, 0);
     const char *two[2] = {tpath("ok.bin"), tpath("c100.bin")};

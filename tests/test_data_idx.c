@@ -342,6 +342,16 @@ static void test_bad_oversized_dims(void **state)
     write_gz(tpath("img_huge"), hdr, 16);
     expect_fail(tpath("img_huge"), tpath("lab"), CSER_ERR_FORMAT, tpath("img_huge"),
                 "found 0 after decompression");
+    /* A raw (sparse) 17 GiB file: the size check comes before any allocation. */
+    put_be32(hdr + 4, 1u << 24);
+    put_be32(hdr + 8, 32);
+    put_be32(hdr + 12, 32);
+    write_raw(tpath("img_sparse"), hdr, 16);
+    if (truncate(tpath("img_sparse"), (off_t)17 << 30) == 0)
+        expect_fail(tpath("img_sparse"), tpath("lab"), CSER_ERR_FORMAT, tpath("img_sparse"),
+                    "need 17179869184 data bytes after the 16-byte header, found 18253610"
+                    "992");
+    unlink(tpath("img_sparse"));
     free(bi);
     free(bl);
 }

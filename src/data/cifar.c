@@ -21,7 +21,13 @@ static cser_status cifar_read_whole(const char *path, uint8_t **buf, uint64_t *l
     *gz = cser_data_reader_is_gzip(r);
     uint64_t need = *gz ? CSER_DATA_MAX_BYTES : r->file_size;
     uint64_t extra = 0;
-    cser_status s = cser_data_reader_read_grow(r, need, buf, len);
+    cser_status s = CSER_OK;
+    if (need > CSER_DATA_MAX_BYTES) /* before reading anything */
+        s = cser_error(CSER_ERR_FORMAT, "file '%s': size %llu bytes, expected at most %llu",
+                       path, (unsigned long long)need,
+                       (unsigned long long)CSER_DATA_MAX_BYTES);
+    if (s == CSER_OK)
+        s = cser_data_reader_read_grow(r, need, buf, len);
     if (s == CSER_OK && *len == need)
         s = cser_data_reader_count_rest(r, &extra);
     if (s == CSER_OK && extra > 0)
