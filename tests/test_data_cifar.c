@@ -40,9 +40,15 @@ static void write_file(const char *path, const void *data, size_t n, int gz)
 }
 
 /* Label of global example g, for 10 or 100 classes (coarse label = fine / 5). */
-static uint8_t label_of(size_t g, int nclasses) { return (uint8_t)((g * 7 + 3) % (size_t)nclasses); }
+static uint8_t label_of(size_t g, int nclasses)
+{
+    return (uint8_t)((g * 7 + 3) % (size_t)nclasses);
+}
 
-static uint8_t pixel_of(size_t g, size_t j) { return (uint8_t)((g * 131 + j * 17 + j / 1024) % 256); }
+static uint8_t pixel_of(size_t g, size_t j)
+{
+    return (uint8_t)((g * 131 + j * 17 + j / 1024) % 256);
+}
 
 /* A CIFAR file of n records for global examples [g0, g0 + n). */
 static void write_cifar(const char *path, size_t g0, size_t n, int nclasses, int gz)

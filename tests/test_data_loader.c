@@ -391,7 +391,8 @@ static void test_augmentation(void **state)
     (void)state;
     enum { N = 40, P = 3 * 32 * 32 };
     cser_dataset ds = make_synth(N, 3, 32, 10, 8);
-    cser_loader_t *a = make_loader(&ds, "iid", 1, 0, 5, 1), *b = make_loader(&ds, "iid", 1, 0, 5, 1);
+    cser_loader_t *a = make_loader(&ds, "iid", 1, 0, 5, 1);
+    cser_loader_t *b = make_loader(&ds, "iid", 1, 0, 5, 1);
     float *ia = malloc(N * P * sizeof(float)), *ib = malloc(N * P * sizeof(float));
     float *by_idx = malloc(N * P * sizeof(float));
     int32_t la[N], lb[N];
