@@ -1,0 +1,272 @@
+/* compressor.c: the compressor registry, lifecycle, and the public dispatch of
+ * compressor.h: wire-size accounting, shared support selection, encode, decode_add
+ * (validated) and apply. Variants live in one file each behind compressor_impl.h. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/compressor_impl.h"
+
+static const cser_compressor_vtable *const registry[CSER_COMP_COUNT] = {
+    [CSER_COMP_IDENTITY] = &cser_compressor_identity_vt,
+    [CSER_COMP_ZERO] = &cser_compressor_zero_vt,
+    [CSER_COMP_GRBS] = &cser_compressor_grbs_vt,
+    [CSER_COMP_RANDK] = &cser_compressor_randk_vt,
+    [CSER_COMP_TOPK] = &cser_compressor_topk_vt,
+    [CSER_COMP_SIGN] = &cser_compressor_sign_vt,
+    [CSER_COMP_QSGD] = &cser_compressor_qsgd_vt};
+
+cser_status cser_compressor_create(const cser_compressor_params *p,
+                                   cser_compressor_t **out)
+{
+    if (!p || !out)
+        return cser_error(CSER_ERR_INVALID, "cser_compressor_create: NULL argument");
+    *out = NULL;
+    CSER_CHECK(cser_compressor_check_params(p));
+    cser_compressor_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return cser_error(CSER_ERR_NOMEM, "cannot allocate a compressor");
+    c->params = *p;
+    c->vt = registry[p->kind];
+    cser_support_init(&c->scratch.sup);
+    *out = c;
+    return CSER_OK;
+}
+
+cser_status cser_compressor_create_spec(const char *spec, cser_compressor_t **out)
+{
+    cser_compressor_params p;
+    if (out)
+        *out = NULL;
+    CSER_CHECK(cser_compressor_parse(spec, &p));
+    return cser_compressor_create(&p, out);
+}
+
+void cser_compressor_free(cser_compressor_t *c)
+{
+    if (!c)
+        return;
+    free(c->scratch.u32);
+    free(c->scratch.bits);
+    free(c->scratch.msg);
+    cser_support_free(&c->scratch.sup);
+    free(c);
+}
+
+const cser_compressor_params *cser_compressor_get_params(const cser_compressor_t *c)
+{
+    return &c->params;
+}
+
+int cser_compressor_allreduce_compatible(const cser_compressor_t *c)
+{
+    return c->vt->allreduce_compatible;
+}
+
+size_t cser_compressor_k(double ratio, size_t numel)
+{
+    double k = round((double)numel / ratio);
+    if (k < 1.0)
+        return 1;
+    if (k >= (double)numel)
+        return numel;
+    return (size_t)k;
+}
+
+/* ---- scratch ---- */
+
+cser_status cser_scratch_u32(cser_compressor_t *c, size_t n, uint32_t **out)
+{
+    cser_compressor_scratch *s = &c->scratch;
+    if (n > s->nu32) {
+        uint32_t *p = realloc(s->u32, (n ? n : 1) * sizeof *p);
+        if (!p)
+            return cser_error(CSER_ERR_NOMEM, "compressor scratch: cannot allocate %zu "
+                              "indices", n);
+        s->u32 = p;
+        s->nu32 = n;
+    }
+    *out = s->u32;
+    return CSER_OK;
+}
+
+cser_status cser_scratch_bits(cser_compressor_t *c, size_t nwords, uint64_t **out)
+{
+    cser_compressor_scratch *s = &c->scratch;
+    if (nwords > s->nbits64) { /* the bitmap is kept all-zero between uses */
+        free(s->bits);
+        s->nbits64 = 0;
+        s->bits = calloc(nwords, sizeof *s->bits);
+        if (!s->bits)
+            return cser_error(CSER_ERR_NOMEM, "compressor scratch: cannot allocate a "
+                              "bitmap of %zu words", nwords);
+        s->nbits64 = nwords;
+    }
+    *out = s->bits;
+    return CSER_OK;
+}
+
+/* ---- accounting ---- */
+
+double cser_compressor_nominal_ratio(const cser_compressor_t *c, const cser_params *L)
+{
+    if (c->params.kind == CSER_COMP_ZERO)
+        return INFINITY;
+    double wire = 0.0;
+    for (size_t i = 0; i < L->ntensors; i++)
+        wire += c->vt->expected(c, &L->tensors[i]);
+    if (c->vt->allreduce_compatible)
+        wire *= 4.0;
+    return wire > 0.0 ? 4.0 * (double)L->d / wire : INFINITY;
+}
+
+size_t cser_compressor_tensor_bytes(const cser_compressor_t *c, const cser_tensor *t,
+                                    size_t support_count)
+{
+    if (c->vt->allreduce_compatible)
+        return 4 * support_count;
+    return c->vt->max_tensor(c, t);
+}
+
+size_t cser_compressor_max_bytes(const cser_compressor_t *c, const cser_params *L)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < L->ntensors; i++)
+        total += c->vt->max_tensor(c, &L->tensors[i]);
+    return c->vt->allreduce_compatible ? 4 * total : total;
+}
+
+/* ---- select / encode / decode ---- */
+
+static cser_status check_layout(const cser_params *L, const char *fn)
+{
+    if (!L || (L->ntensors > 0 && !L->tensors))
+        return cser_error(CSER_ERR_INVALID, "%s: NULL layout", fn);
+    return CSER_OK;
+}
+
+cser_status cser_compressor_select(cser_compressor_t *c, const cser_params *L,
+                                   const cser_draw *draw, cser_support *out)
+{
+    CSER_CHECK(check_layout(L, "cser_compressor_select"));
+    if (!c->vt->allreduce_compatible)
+        return cser_error(CSER_ERR_INVALID, "cser_compressor_select: %s is not "
+                          "allreduce-compatible (its support is per worker)", c->vt->name);
+    if (!draw || !out)
+        return cser_error(CSER_ERR_INVALID, "cser_compressor_select: NULL argument");
+    cser_support_clear(out);
+    for (size_t i = 0; i < L->ntensors; i++)
+        CSER_CHECK(c->vt->select_tensor(c, &L->tensors[i], i, draw, out));
+    return CSER_OK;
+}
+
+cser_status cser_compressor_encode(cser_compressor_t *c, const cser_params *L,
+                                   const cser_draw *draw, const cser_support *sup,
+                                   const float *v, void *msg, size_t *bytes)
+{
+    CSER_CHECK(check_layout(L, "cser_compressor_encode"));
+    if (!v || (!msg && L->d > 0) || !bytes || !draw)
+        return cser_error(CSER_ERR_INVALID, "cser_compressor_encode: NULL argument");
+    if (c->vt->allreduce_compatible) {
+        if (!sup)
+            return cser_error(CSER_ERR_INVALID, "cser_compressor_encode: %s needs the "
+                              "support selected for this draw, got NULL", c->vt->name);
+        CSER_CHECK(cser_support_check(sup, L->d));
+        cser_support_gather(sup, v, msg);
+        *bytes = 4 * sup->count;
+        return CSER_OK;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < L->ntensors; i++) {
+        const cser_tensor *t = &L->tensors[i];
+        size_t nb = 0;
+        CSER_CHECK(c->vt->encode_tensor(c, t, i, draw, v + t->offset,
+                                        (uint8_t *)msg + off, &nb));
+        off += nb;
+    }
+    *bytes = off;
+    return CSER_OK;
+}
+
+static cser_status decode_sparse(const cser_compressor_t *c, const cser_params *L,
+                                 const cser_support *sup, const void *msg, size_t bytes,
+                                 float alpha, float *out)
+{
+    if (!sup)
+        return cser_error(CSER_ERR_INVALID, "cser_compressor_decode_add: %s needs the "
+                          "support of the message, got NULL", c->vt->name);
+    CSER_CHECK(cser_support_check(sup, L->d));
+    if (bytes != 4 * sup->count)
+        return cser_error(CSER_ERR_FORMAT, "%s message of %zu bytes: expected %zu (4 bytes "
+                          "for each of the %zu support elements)", c->vt->name, bytes,
+                          4 * sup->count, sup->count);
+    cser_support_scatter_add(sup, msg, alpha, out);
+    return CSER_OK;
+}
+
+cser_status cser_compressor_decode_add(cser_compressor_t *c, const cser_params *L,
+                                       const cser_support *sup, const void *msg,
+                                       size_t bytes, float alpha, float *out)
+{
+    CSER_CHECK(check_layout(L, "cser_compressor_decode_add"));
+    if ((!msg && bytes > 0) || !out)
+        return cser_error(CSER_ERR_INVALID, "cser_compressor_decode_add: NULL argument");
+    if (c->vt->allreduce_compatible)
+        return decode_sparse(c, L, sup, msg, bytes, alpha, out);
+    size_t expect = cser_compressor_max_bytes(c, L);
+    if (bytes != expect)
+        return cser_error(CSER_ERR_FORMAT, "%s message of %zu bytes: expected %zu for a "
+                          "layout of %zu tensors, %zu elements", c->vt->name, bytes, expect,
+                          L->ntensors, L->d);
+    size_t off = 0;
+    for (size_t i = 0; i < L->ntensors; i++) {
+        const cser_tensor *t = &L->tensors[i];
+        cser_status s = c->vt->decode_tensor(c, t, (const uint8_t *)msg + off, alpha,
+                                             out + t->offset);
+        if (s != CSER_OK)
+            return cser_error_context(s, "%s message, tensor %zu '%s'", c->vt->name, i,
+                                      t->name);
+        off += c->vt->max_tensor(c, t);
+    }
+    return CSER_OK;
+}
+
+static cser_status apply_scratch(cser_compressor_t *c, const cser_params *L)
+{
+    size_t need = cser_compressor_max_bytes(c, L);
+    if (need > c->scratch.nmsg) {
+        uint8_t *m = realloc(c->scratch.msg, need);
+        if (!m)
+            return cser_error(CSER_ERR_NOMEM, "cser_compressor_apply: cannot allocate a "
+                              "message of %zu bytes", need);
+        c->scratch.msg = m;
+        c->scratch.nmsg = need;
+    }
+    return CSER_OK;
+}
+
+cser_status cser_compressor_apply(cser_compressor_t *c, const cser_params *L,
+                                  const cser_draw *draw, const float *v, float *cv,
+                                  float *resid)
+{
+    CSER_CHECK(check_layout(L, "cser_compressor_apply"));
+    CSER_CHECK(apply_scratch(c, L));
+    const cser_support *sup = NULL;
+    if (c->vt->allreduce_compatible) {
+        CSER_CHECK(cser_compressor_select(c, L, draw, &c->scratch.sup));
+        sup = &c->scratch.sup;
+    }
+    size_t bytes = 0;
+    CSER_CHECK(cser_compressor_encode(c, L, draw, sup, v, c->scratch.msg, &bytes));
+    if (resid) { /* before cv, which may alias v */
+        if (resid != v)
+            memcpy(resid, v, L->d * sizeof *resid);
+        CSER_CHECK(cser_compressor_decode_add(c, L, sup, c->scratch.msg, bytes, -1.0f,
+                                              resid));
+    }
+    if (cv) {
+        memset(cv, 0, L->d * sizeof *cv);
+        CSER_CHECK(cser_compressor_decode_add(c, L, sup, c->scratch.msg, bytes, 1.0f, cv));
+    }
+    return CSER_OK;
+}

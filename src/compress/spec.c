@@ -1,0 +1,280 @@
+/* spec.c: compressor names, default parameters, and the text specs of compressor.h
+ * ("grbs:64", "topk:0.01", "qsgd:16", ...): parsing with messages that name the bad
+ * part, and canonical formatting that parses back to the same parameters. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/compressor_impl.h"
+
+#define QSGD_MAX_LEVELS (1 << 24)
+
+static const char *const kind_names[CSER_COMP_COUNT] = {
+    [CSER_COMP_IDENTITY] = "identity", [CSER_COMP_ZERO] = "zero",
+    [CSER_COMP_GRBS] = "grbs",         [CSER_COMP_RANDK] = "randk",
+    [CSER_COMP_TOPK] = "topk",         [CSER_COMP_SIGN] = "sign",
+    [CSER_COMP_QSGD] = "qsgd"};
+
+#define VALID_NAMES "identity, zero, grbs, randk, topk, sign, qsgd"
+
+const char *cser_compressor_kind_name(cser_compressor_kind kind)
+{
+    if ((int)kind < 0 || kind >= CSER_COMP_COUNT)
+        return "unknown";
+    return kind_names[kind];
+}
+
+int cser_compressor_kind_from_name(const char *name)
+{
+    for (int k = 0; k < CSER_COMP_COUNT; k++)
+        if (name && strcmp(name, kind_names[k]) == 0)
+            return k;
+    return -1;
+}
+
+cser_compressor_params cser_compressor_default_params(cser_compressor_kind kind)
+{
+    cser_compressor_params p;
+    memset(&p, 0, sizeof p);
+    p.kind = kind;
+    p.ratio = 64.0;
+    p.r0 = 0.0;
+    p.r1 = 0.0;
+    p.p = 1.0;
+    p.flat = 0;
+    p.levels = 16;
+    return p;
+}
+
+/* Parses a whole token as a finite double; 0 on failure. */
+static int parse_number(const char *tok, double *out)
+{
+    char *end = NULL;
+    if (*tok == '\0')
+        return 0;
+    double x = strtod(tok, &end);
+    if (end == tok || *end != '\0' || !isfinite(x))
+        return 0;
+    *out = x;
+    return 1;
+}
+
+static cser_status bad(const char *spec, const char *what, const char *tok,
+                       const char *expected)
+{
+    return cser_error(CSER_ERR_INVALID, "compressor spec '%s': %s '%s': expected %s",
+                      spec, what, tok, expected);
+}
+
+/* randk/topk argument: a ratio R >= 1 or a fraction 0 < F < 1 (ratio 1/F). */
+static cser_status parse_k_arg(const char *spec, const char *tok,
+                               cser_compressor_params *p)
+{
+    double x;
+    if (!parse_number(tok, &x))
+        return bad(spec, "malformed number", tok,
+                   "a ratio R >= 1 or a fraction 0 < F < 1 (e.g. 64 or 0.01)");
+    if (x <= 0.0)
+        return bad(spec, "fraction <= 0", tok,
+                   "a ratio R >= 1 or a fraction 0 < F < 1 (e.g. 64 or 0.01)");
+    p->ratio = x >= 1.0 ? x : 1.0 / x;
+    return CSER_OK;
+}
+
+static cser_status parse_fraction(const char *spec, const char *key, const char *val,
+                                  double *out)
+{
+    double x;
+    char what[64];
+    snprintf(what, sizeof what, "%s", key);
+    if (!parse_number(val, &x))
+        return bad(spec, "malformed number for key", what, "a number in (0, 1]");
+    if (!(x > 0.0 && x <= 1.0))
+        return cser_error(CSER_ERR_INVALID,
+                          "compressor spec '%s': %s=%s is outside (0, 1]", spec, key, val);
+    *out = x;
+    return CSER_OK;
+}
+
+/* One comma-separated token of a grbs spec. */
+static cser_status parse_grbs_token(const char *spec, char *tok, int first,
+                                    cser_compressor_params *p, int *has_ratio)
+{
+    char *eq = strchr(tok, '=');
+    if (!eq) {
+        double x;
+        if (strcmp(tok, "flat") == 0) {
+            p->flat = 1;
+            return CSER_OK;
+        }
+        if (!first)
+            return bad(spec, "unknown option", tok, "r0=, r1=, p= or flat");
+        if (!parse_number(tok, &x))
+            return bad(spec, "malformed number", tok, "a ratio R >= 1 (e.g. grbs:64)");
+        if (x < 1.0)
+            return bad(spec, "ratio < 1", tok, "a ratio R >= 1 (e.g. grbs:64)");
+        p->ratio = x;
+        *has_ratio = 1;
+        return CSER_OK;
+    }
+    *eq = '\0';
+    const char *val = eq + 1;
+    if (strcmp(tok, "r0") == 0)
+        return parse_fraction(spec, "r0", val, &p->r0);
+    if (strcmp(tok, "r1") == 0)
+        return parse_fraction(spec, "r1", val, &p->r1);
+    if (strcmp(tok, "p") == 0)
+        return parse_fraction(spec, "p", val, &p->p);
+    return bad(spec, "unknown key", tok, "r0, r1 or p");
+}
+
+static cser_status parse_grbs(const char *spec, char *args, cser_compressor_params *p)
+{
+    int has_ratio = 0, first = 1;
+    for (char *tok = args; tok; first = 0) {
+        char *comma = strchr(tok, ',');
+        if (comma)
+            *comma = '\0';
+        if (*tok == '\0')
+            return bad(spec, "empty option", "", "r0=, r1=, p=, flat or a ratio");
+        CSER_CHECK(parse_grbs_token(spec, tok, first, p, &has_ratio));
+        tok = comma ? comma + 1 : NULL;
+    }
+    int explicit_fracs = p->r0 > 0.0 || p->r1 > 0.0;
+    if (has_ratio && explicit_fracs)
+        return cser_error(CSER_ERR_INVALID,
+                          "compressor spec '%s': give either a ratio (grbs:R) or the "
+                          "fractions r0=,r1=, not both", spec);
+    if (p->flat && explicit_fracs)
+        return cser_error(CSER_ERR_INVALID,
+                          "compressor spec '%s': flat takes a ratio (grbs:R,flat), not "
+                          "r0=/r1=", spec);
+    if (explicit_fracs) { /* an omitted fraction keeps its dimension whole */
+        if (p->r0 == 0.0)
+            p->r0 = 1.0;
+        if (p->r1 == 0.0)
+            p->r1 = 1.0;
+    }
+    return CSER_OK;
+}
+
+static cser_status parse_qsgd(const char *spec, const char *tok, cser_compressor_params *p)
+{
+    double x;
+    if (!parse_number(tok, &x) || x != floor(x))
+        return bad(spec, "malformed level count", tok, "an integer S >= 1 (e.g. qsgd:16)");
+    if (x < 1.0 || x > QSGD_MAX_LEVELS)
+        return bad(spec, "level count out of range", tok, "an integer 1 <= S <= 16777216");
+    p->levels = (int)x;
+    return CSER_OK;
+}
+
+static cser_status parse_args(const char *spec, char *args, cser_compressor_params *p)
+{
+    switch (p->kind) {
+    case CSER_COMP_IDENTITY:
+    case CSER_COMP_ZERO:
+    case CSER_COMP_SIGN:
+        return bad(spec, "unexpected argument", args, "no argument");
+    case CSER_COMP_GRBS:
+        return parse_grbs(spec, args, p);
+    case CSER_COMP_RANDK:
+    case CSER_COMP_TOPK:
+        return parse_k_arg(spec, args, p);
+    case CSER_COMP_QSGD:
+        return parse_qsgd(spec, args, p);
+    default:
+        return cser_error(CSER_ERR_INTERNAL, "compressor spec '%s': bad kind", spec);
+    }
+}
+
+cser_status cser_compressor_parse(const char *spec, cser_compressor_params *out)
+{
+    char buf[256];
+    if (!spec || !out)
+        return cser_error(CSER_ERR_INVALID, "compressor spec: NULL argument");
+    if (strlen(spec) >= sizeof buf)
+        return cser_error(CSER_ERR_INVALID, "compressor spec '%.40s...': longer than %zu "
+                          "characters", spec, sizeof buf - 1);
+    strcpy(buf, spec);
+    char *colon = strchr(buf, ':');
+    if (colon)
+        *colon = '\0';
+    int kind = cser_compressor_kind_from_name(buf);
+    if (kind < 0)
+        return cser_error(CSER_ERR_INVALID, "compressor spec '%s': unknown compressor "
+                          "'%s': expected one of " VALID_NAMES, spec, buf);
+    cser_compressor_params p = cser_compressor_default_params((cser_compressor_kind)kind);
+    if (colon) {
+        if (colon[1] == '\0')
+            return bad(spec, "empty argument after", ":", "an argument or no ':'");
+        CSER_CHECK(parse_args(spec, colon + 1, &p));
+    }
+    *out = p;
+    return CSER_OK;
+}
+
+/* Shortest %g form of x that reads back as the same double. */
+static void format_double(double x, char *buf, size_t n)
+{
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x)
+            return;
+    }
+}
+
+int cser_compressor_format(const cser_compressor_params *p, char *buf, size_t n)
+{
+    char a[40], b[40], c[40];
+    const char *name = cser_compressor_kind_name(p->kind);
+    switch (p->kind) {
+    case CSER_COMP_GRBS:
+        format_double(p->p, c, sizeof c);
+        if (p->r0 > 0.0 || p->r1 > 0.0) {
+            format_double(p->r0 > 0.0 ? p->r0 : 1.0, a, sizeof a);
+            format_double(p->r1 > 0.0 ? p->r1 : 1.0, b, sizeof b);
+            return snprintf(buf, n, "grbs:r0=%s,r1=%s%s%s", a, b,
+                            p->p != 1.0 ? ",p=" : "", p->p != 1.0 ? c : "");
+        }
+        format_double(p->ratio, a, sizeof a);
+        return snprintf(buf, n, "grbs:%s%s%s%s", a, p->flat ? ",flat" : "",
+                        p->p != 1.0 ? ",p=" : "", p->p != 1.0 ? c : "");
+    case CSER_COMP_RANDK:
+    case CSER_COMP_TOPK:
+        format_double(p->ratio, a, sizeof a);
+        return snprintf(buf, n, "%s:%s", name, a);
+    case CSER_COMP_QSGD:
+        return snprintf(buf, n, "qsgd:%d", p->levels);
+    default:
+        return snprintf(buf, n, "%s", name);
+    }
+}
+
+cser_status cser_compressor_check_params(const cser_compressor_params *p)
+{
+    if ((int)p->kind < 0 || p->kind >= CSER_COMP_COUNT)
+        return cser_error(CSER_ERR_INVALID, "compressor kind %d: expected 0..%d",
+                          (int)p->kind, CSER_COMP_COUNT - 1);
+    const char *name = kind_names[p->kind];
+    if (!(p->ratio >= 1.0) || !isfinite(p->ratio))
+        return cser_error(CSER_ERR_INVALID, "%s: ratio %g: expected a finite ratio >= 1",
+                          name, p->ratio);
+    if (!(p->r0 >= 0.0 && p->r0 <= 1.0) || !(p->r1 >= 0.0 && p->r1 <= 1.0))
+        return cser_error(CSER_ERR_INVALID, "%s: r0=%g, r1=%g: expected fractions in "
+                          "(0, 1] (or both 0 to derive them from the ratio)",
+                          name, p->r0, p->r1);
+    if ((p->r0 > 0.0) != (p->r1 > 0.0))
+        return cser_error(CSER_ERR_INVALID, "%s: r0=%g, r1=%g: set both fractions or "
+                          "neither", name, p->r0, p->r1);
+    if (!(p->p > 0.0 && p->p <= 1.0))
+        return cser_error(CSER_ERR_INVALID, "%s: p=%g: expected a probability in (0, 1]",
+                          name, p->p);
+    if (p->flat && p->r0 > 0.0)
+        return cser_error(CSER_ERR_INVALID, "%s: flat takes a ratio, not r0/r1", name);
+    if (p->levels < 1 || p->levels > QSGD_MAX_LEVELS)
+        return cser_error(CSER_ERR_INVALID, "%s: levels %d: expected 1..%d", name,
+                          p->levels, QSGD_MAX_LEVELS);
+    return CSER_OK;
+}
