@@ -91,35 +91,43 @@ static void set_acc_flags(cser_model_t *m)
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
-/* Col buffers are kept per layer (no second im2col in backward) while their total
- * stays under this many floats; beyond it every conv shares one scratch buffer. */
-#define NN_COL_KEEP_FLOATS ((size_t)24 << 20)
+/* Examples per im2col chunk: col of one chunk about NN_COL_CHUNK_FLOATS floats. */
+#define NN_COL_CHUNK_FLOATS ((size_t)96 << 10)
 
-static size_t col_floats(const cser_model_t *m, const nn_layer *l)
+static int chunk_of(const cser_model_t *m, size_t target, size_t per_example)
 {
-    const nn_act *in = &m->acts[l->in[0]], *out = &m->acts[l->out];
-    return (size_t)in->c * l->k * l->k * (size_t)m->cfg.max_batch * out->h * out->w;
+    size_t ch = target / per_example;
+    return ch < 1 ? 1 : ch > (size_t)m->cfg.max_batch ? m->cfg.max_batch : (int)ch;
 }
 
-static size_t plan_cols(cser_model_t *m, int *keep)
+static size_t plan_cols(cser_model_t *m)
 {
-    size_t total = 0, maxc = 0;
+    size_t maxc = 0;
+    const char *env = getenv("CSER_NN_CHUNK_FLOATS"); /* tuning knob for benchmarks */
+    size_t target = env && atol(env) > 0 ? (size_t)atol(env) : NN_COL_CHUNK_FLOATS;
     for (int i = 0; i < m->nlayers; i++) {
         nn_layer *l = &m->layers[i];
         if (l->ops != &nn_conv_ops || l->col_is_input)
             continue;
-        size_t c = round16(col_floats(m, l));
-        total += c;
-        maxc = c > maxc ? c : maxc;
+        const nn_act *in = &m->acts[l->in[0]], *out = &m->acts[l->out];
+        size_t per = (size_t)in->c * l->k * l->k * out->h * out->w;
+        l->chunk = chunk_of(m, target, per);
+        maxc = per * l->chunk > maxc ? per * l->chunk : maxc;
+        if (!l->dx_direct)
+            continue;
+        size_t per_dx = (size_t)l->cout * l->k * l->k * in->h * in->w;
+        l->chunk_dx = chunk_of(m, target, per_dx);
+        maxc = per_dx * l->chunk_dx > maxc ? per_dx * l->chunk_dx : maxc;
+        size_t wn = (size_t)l->cout * in->c * l->k * l->k;
+        m->wflip_floats = round16(wn) > m->wflip_floats ? round16(wn) : m->wflip_floats;
     }
-    *keep = total <= NN_COL_KEEP_FLOATS;
-    m->scratch_floats = *keep ? 0 : maxc;
-    return *keep ? total : maxc;
+    m->scratch_floats = round16(maxc);
+    return m->scratch_floats + m->wflip_floats;
 }
 
-static size_t arena_size(cser_model_t *m, int *keep)
+static size_t arena_size(cser_model_t *m)
 {
-    size_t nb = (size_t)m->cfg.max_batch, total = plan_cols(m, keep);
+    size_t nb = (size_t)m->cfg.max_batch, total = plan_cols(m);
     for (int i = 0; i < m->nacts; i++) {
         size_t s = round16(nn_act_size(&m->acts[i], (int)nb));
         total += (i > 0 || m->acts[0].c > 1) ? s : 0;
@@ -135,14 +143,14 @@ static size_t arena_size(cser_model_t *m, int *keep)
     return total;
 }
 
-static void carve(cser_model_t *m, int keep)
+static void carve(cser_model_t *m)
 {
     float *p = m->arena;
     int nb = m->cfg.max_batch;
-    if (!keep) {
-        m->scratch = p;
-        p += m->scratch_floats;
-    }
+    m->scratch = p;
+    p += m->scratch_floats;
+    m->wflip = p;
+    p += m->wflip_floats;
     for (int i = 0; i < m->nacts; i++) {
         nn_act *a = &m->acts[i];
         size_t s = round16(nn_act_size(a, nb));
@@ -157,10 +165,7 @@ static void carve(cser_model_t *m, int keep)
     }
     for (int i = 0; i < m->nlayers; i++) {
         nn_layer *l = &m->layers[i];
-        if (l->ops == &nn_conv_ops && !l->col_is_input) {
-            l->col = keep ? p : m->scratch;
-            p += keep ? round16(col_floats(m, l)) : 0;
-        } else if (l->ops == &nn_bn_ops) {
+        if (l->ops == &nn_bn_ops) {
             l->save = p;
             p += round16(2 * (size_t)m->acts[l->in[0]].c);
         } else if (l->ops == &nn_maxpool_ops) {
@@ -178,15 +183,14 @@ cser_status nn_model_finalize(cser_model_t *m)
     m->xp = m->params.data;
     m->grads = cser_alloc_floats(m->params.d);
     m->buffers = cser_alloc_floats(m->nbuffers);
-    int keep;
-    m->arena_floats = arena_size(m, &keep);
+    m->arena_floats = arena_size(m);
     m->arena = cser_alloc_floats(m->arena_floats);
     if (!m->grads || !m->buffers || !m->arena)
         return cser_error(CSER_ERR_NOMEM,
                           "model '%s': cannot allocate %zu floats of workspace for "
                           "max_batch %d",
                           m->name, m->arena_floats, m->cfg.max_batch);
-    carve(m, keep);
+    carve(m);
     nn_init_params(m);
     return CSER_OK;
 }

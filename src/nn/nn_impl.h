@@ -52,7 +52,9 @@ struct nn_layer {
     int cout, k, stride, pad; /* conv / dense / pool geometry                      */
     size_t w_off, b_off;      /* offsets of weight and bias (or gamma, beta)       */
     size_t buf_off;           /* BN: offset of running mean (var follows)          */
-    float *col;               /* conv: im2col buffer (own or the shared scratch)   */
+    int chunk;                /* conv: examples per im2col chunk                   */
+    int dx_direct;            /* conv: dx as a convolution of dy (stride 1, same)  */
+    int chunk_dx;             /* conv: examples per chunk of that convolution      */
     int col_is_input;         /* conv 1x1, stride 1, pad 0: col is the input       */
     float *save;              /* BN: [2*C] batch mean and 1/std                    */
     int32_t *idx;             /* max-pool: argmax offsets into the input           */
@@ -72,8 +74,10 @@ struct cser_model {
     int nlayers, cap_layers;
     float *arena;           /* one block for every activation and scratch        */
     size_t arena_floats;
-    float *scratch;         /* shared im2col scratch                              */
+    float *scratch;         /* shared im2col scratch (one chunk of the largest)   */
     size_t scratch_floats;
+    float *wflip;           /* flipped weights for direct-dx convolutions        */
+    size_t wflip_floats;
     double flops_per_image;
 };
 
