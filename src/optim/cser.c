@@ -131,7 +131,7 @@ static cser_status update_fused(cser_optim_t *o, const cser_draw *draw, float *g
     }
     cser_kern_step(k, o->x + pos, o->m + pos, g + pos, o->d - pos);
     CSER_CHECK(reduce_packed(o, g, packed, CSER_PHASE_UPDATE));
-    cser_support_sub(S, g, o->x, o->aux);
+    cser_optim_sup_sub(S, g, o->x, o->aux);
     return CSER_OK;
 }
 
@@ -160,9 +160,9 @@ static cser_status reset_fused(cser_optim_t *o, const cser_draw *draw, float *g)
     cser_impl *p = o->impl;
     cser_support *S = &p->sup;
     CSER_CHECK(cser_compressor_select(p->c[0], &o->L, draw, S));
-    cser_support_gather_diff(S, o->x, o->aux, g);
+    cser_optim_sup_gather_diff(S, o->x, o->aux, g);
     CSER_CHECK(reduce_packed(o, g, S->count, CSER_PHASE_RESET));
-    cser_support_reset(S, g, o->x, o->aux);
+    cser_optim_sup_reset(S, g, o->x, o->aux);
     return CSER_OK;
 }
 

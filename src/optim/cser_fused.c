@@ -71,12 +71,12 @@ static cser_status fused_step(cser_optim_t *o, float *g, float lr)
     CSER_CHECK(cser_compressor_select(p->c[reset ? 0 : 1], &o->L, &draw, B));
     if (B->count == 0)
         return CSER_OK;
-    cser_support_gather(B, o->x, g);
+    cser_optim_sup_gather(B, o->x, g);
     cser_optim_phase_begin(o);
     cser_status s = cser_comm_allreduce(o->comm, g, B->count, CSER_REDUCE_AVG);
     cser_optim_phase_end(o, reset ? CSER_PHASE_RESET : CSER_PHASE_UPDATE);
     CSER_CHECK(s);
-    cser_support_scatter(B, g, o->x);
+    cser_optim_sup_scatter(B, g, o->x);
     return CSER_OK;
 }
 

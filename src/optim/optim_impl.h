@@ -98,16 +98,16 @@ void cser_kern_pack_delta(const cser_lstep *k, const float *x, float *m, const f
 
 /* ---- support helpers: step_kernels.c ---- */
 /* dst[k..] <- src on the runs of sup, in run order (dst has sup->count floats). */
-void cser_support_gather(const cser_support *sup, const float *src, float *dst);
+void cser_optim_sup_gather(const cser_support *sup, const float *src, float *dst);
 /* dst <- a - b on the runs of sup, packed (e = x - z on the support). */
-void cser_support_gather_diff(const cser_support *sup, const float *a, const float *b,
+void cser_optim_sup_gather_diff(const cser_support *sup, const float *a, const float *b,
                               float *dst);
 /* On the runs: x -= c, z -= c (z may be NULL). */
-void cser_support_sub(const cser_support *sup, const float *c, float *x, float *z);
+void cser_optim_sup_sub(const cser_support *sup, const float *c, float *x, float *z);
 /* On the runs: z += c; x = z. */
-void cser_support_reset(const cser_support *sup, const float *c, float *x, float *z);
+void cser_optim_sup_reset(const cser_support *sup, const float *c, float *x, float *z);
 /* On the runs: x = c (unpack). */
-void cser_support_scatter(const cser_support *sup, const float *c, float *x);
+void cser_optim_sup_scatter(const cser_support *sup, const float *c, float *x);
 
 /* ---- phases: optim.c ---- */
 /* Snapshot the communicator counters; phase_end adds the difference to `phase`. */

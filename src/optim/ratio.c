@@ -17,6 +17,9 @@
  *                  (authors: R_C1 = 2, R_C2 = 32, H = 16 on CIFAR at R_C = 16;
  *                  R_C1 = 4, R_C2 = 64, H = 16 on ImageNet at R_C = 32)
  *
+ * R_C = 1: cser is C1 = zero, C2 = identity, H = 1 (exactly SGD's traffic: the
+ * update sync is a full average and e stays 0, so a reset would only resend zeros);
+ * cser-fused is grbs:1 for both with H = 1 (a full model average every step).
  * When R_C1 would fall below 1, H is lowered to the largest integer that keeps
  * R_C1 >= 1. Keys given in the partial spec are kept: for cser a given c2 fixes R_C2
  * (R_C1 is then solved from the remaining budget), a given h fixes H, a given c1 keeps
@@ -138,11 +141,15 @@ static cser_status apply_ratio(cser_optim_config *c, double rc, unsigned given)
     case CSER_METHOD_CSER:
     case CSER_METHOD_CSER_FUSED:
         if (one && !(given & ((1u << CSER_KEY_C1) | (1u << CSER_KEY_C2)))) {
-            /* R_C = 1: both compressors identity (c2 alone already gives SGD) */
+            /* R_C = 1: C2 = identity makes CSER SGD (e stays 0), so C1 = zero for
+             * the general form; the fused form with H = 1 averages whole models */
             if (!((given >> CSER_KEY_H) & 1u))
                 c->h = 1;
-            CSER_CHECK(set_ratio(c, 1.0, c->c1));
-            return set_ratio(c, 1.0, c->c2);
+            CSER_CHECK(set_ratio(c, 1.0, c->c2));
+            if (c->kind == CSER_METHOD_CSER_FUSED)
+                return set_ratio(c, 1.0, c->c1);
+            snprintf(c->c1, CSER_SPEC_MAX, "zero");
+            return CSER_OK;
         }
         return cser_for_ratio(c, rc, given);
     default: break;

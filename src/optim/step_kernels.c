@@ -106,7 +106,7 @@ void cser_kern_pack_delta(const cser_lstep *k, const float *restrict x,
 
 /* ---- kernels on the runs of a shared support ---- */
 
-void cser_support_gather(const cser_support *sup, const float *src, float *dst)
+void cser_optim_sup_gather(const cser_support *sup, const float *src, float *dst)
 {
     size_t k = 0;
     for (size_t r = 0; r < sup->nruns; r++) {
@@ -116,7 +116,7 @@ void cser_support_gather(const cser_support *sup, const float *src, float *dst)
     }
 }
 
-void cser_support_gather_diff(const cser_support *sup, const float *a, const float *b,
+void cser_optim_sup_gather_diff(const cser_support *sup, const float *a, const float *b,
                               float *dst)
 {
     size_t k = 0;
@@ -127,7 +127,7 @@ void cser_support_gather_diff(const cser_support *sup, const float *a, const flo
     }
 }
 
-void cser_support_sub(const cser_support *sup, const float *c, float *x, float *z)
+void cser_optim_sup_sub(const cser_support *sup, const float *c, float *x, float *z)
 {
     size_t k = 0;
     for (size_t r = 0; r < sup->nruns; r++) {
@@ -141,7 +141,7 @@ void cser_support_sub(const cser_support *sup, const float *c, float *x, float *
     }
 }
 
-void cser_support_reset(const cser_support *sup, const float *c, float *x, float *z)
+void cser_optim_sup_reset(const cser_support *sup, const float *c, float *x, float *z)
 {
     size_t k = 0;
     for (size_t r = 0; r < sup->nruns; r++) {
@@ -154,7 +154,7 @@ void cser_support_reset(const cser_support *sup, const float *c, float *x, float
     }
 }
 
-void cser_support_scatter(const cser_support *sup, const float *c, float *x)
+void cser_optim_sup_scatter(const cser_support *sup, const float *c, float *x)
 {
     size_t k = 0;
     for (size_t r = 0; r < sup->nruns; r++) {
