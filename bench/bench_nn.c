@@ -4,6 +4,7 @@
  * Usage:
  *   bench_nn train MODEL C H W BATCH STEPS   -> "train MODEL c=C h=H batch=B imgs_per_s=X"
  *   bench_nn sgemm REPS                      -> one line per cnn GEMM shape
+ *   bench_nn core                            -> OpenBLAS kernel set in use
  * One measurement per launch: bench/run_nn.sh interleaves launches with PyTorch's.
  */
 #include "cser/cser.h"
@@ -114,6 +115,10 @@ int main(int argc, char **argv)
     if (argc == 8 && !strcmp(argv[1], "train"))
         return bench_train(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
                            atoi(argv[6]), atoi(argv[7]));
+    if (argc == 2 && !strcmp(argv[1], "core")) {
+        printf("%s\n", cser_nn_blas_core());
+        return 0;
+    }
     if (argc == 3 && !strcmp(argv[1], "sgemm"))
         return bench_sgemm(atoi(argv[2]));
     fprintf(stderr, "usage: bench_nn train MODEL C H W BATCH STEPS | bench_nn sgemm REPS\n");

@@ -76,6 +76,11 @@ double cser_model_flops_per_image(const cser_model_t *m);
  * model per worker thread and sets 1; OPENBLAS_NUM_THREADS sets the initial value. */
 void cser_nn_set_blas_threads(int n);
 
+/* Name of the BLAS kernel set in use (OpenBLAS's core name, e.g. "Cooperlake"). A
+ * generic core such as "Prescott" on a modern CPU means OpenBLAS did not recognize
+ * it: set OPENBLAS_CORETYPE (e.g. Haswell, SkylakeX) before the program starts. */
+const char *cser_nn_blas_core(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -335,3 +335,5 @@ cser_status cser_model_eval(cser_model_t *m, const float *images, const int32_t 
 }
 
 void cser_nn_set_blas_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+
+const char *cser_nn_blas_core(void) { return openblas_get_corename(); }
