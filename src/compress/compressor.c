@@ -165,17 +165,21 @@ cser_status cser_compressor_encode(cser_compressor_t *c, const cser_params *L,
                                    const float *v, void *msg, size_t *bytes)
 {
     CSER_CHECK(check_layout(L, "cser_compressor_encode"));
-    if (!v || (!msg && L->d > 0) || !bytes || !draw)
+    if (!v || !bytes || !draw)
         return cser_error(CSER_ERR_INVALID, "cser_compressor_encode: NULL argument");
     if (c->vt->allreduce_compatible) {
         if (!sup)
             return cser_error(CSER_ERR_INVALID, "cser_compressor_encode: %s needs the "
                               "support selected for this draw, got NULL", c->vt->name);
         CSER_CHECK(cser_support_check(sup, L->d));
+        if (!msg && sup->count > 0)
+            return cser_error(CSER_ERR_INVALID, "cser_compressor_encode: NULL message");
         cser_support_gather(sup, v, msg);
         *bytes = 4 * sup->count;
         return CSER_OK;
     }
+    if (!msg && L->ntensors > 0)
+        return cser_error(CSER_ERR_INVALID, "cser_compressor_encode: NULL message");
     size_t off = 0;
     for (size_t i = 0; i < L->ntensors; i++) {
         const cser_tensor *t = &L->tensors[i];
