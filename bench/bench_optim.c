@@ -89,6 +89,46 @@ static cser_status setup(entry *e, int *n, double rc)
     return CSER_OK;
 }
 
+/* Interleaved repetitions: one sample = mean step time over BLOCK steps. */
+static cser_status measure(entry *e, int n, int reps, float *g, const float *g0, size_t d)
+{
+    for (int rep = 0; rep < reps; rep++)
+        for (int i = 0; i < n; i++) {
+            double t = 0;
+            for (int s = 0; s < BLOCK; s++) {
+                memcpy(g, g0, d * sizeof(float));
+                double t0 = now_s();
+                CSER_CHECK(cser_optim_step(e[i].o, g, 1e-3f));
+                t += now_s() - t0;
+            }
+            e[i].samples[rep] = t / BLOCK;
+        }
+    return CSER_OK;
+}
+
+/* Markdown table; frees the optimizers and samples. Entry 0 is the SGD baseline. */
+static void print_table(entry *e, int n, int reps)
+{
+    double sgd_min = 0, sgd_med = 0;
+    printf("| method | configuration | min ms/step | median ms/step | min / SGD | median / "
+           "SGD |\n|---|---|---|---|---|---|\n");
+    for (int i = 0; i < n; i++) {
+        qsort(e[i].samples, (size_t)reps, sizeof(double), cmp_double);
+        double mn = e[i].samples[0], md = e[i].samples[reps / 2];
+        if (i == 0)
+            sgd_min = mn, sgd_med = md;
+        char spec[512];
+        cser_optim_format(&e[i].cfg, spec, sizeof spec);
+        char *tail = strstr(spec, "momentum="); /* common keys: defaults */
+        if (tail)
+            tail[-1] = '\0';
+        printf("| %s | `%s` | %.2f | %.2f | %.2f | %.2f |\n", e[i].label, spec, mn * 1e3,
+               md * 1e3, mn / sgd_min, md / sgd_med);
+        cser_optim_free(e[i].o);
+        free(e[i].samples);
+    }
+}
+
 static cser_status run(int reps, double rc)
 {
     cser_params L;
@@ -114,35 +154,10 @@ static cser_status run(int reps, double rc)
         CSER_CHECK(cser_optim_create(&e[i].cfg, comm, &L, x0, &e[i].o));
         e[i].samples = calloc((size_t)reps, sizeof(double));
     }
-    for (int rep = 0; rep < reps; rep++)
-        for (int i = 0; i < n; i++) {
-            double t = 0;
-            for (int s = 0; s < BLOCK; s++) {
-                memcpy(g, g0, d * sizeof(float));
-                double t0 = now_s();
-                CSER_CHECK(cser_optim_step(e[i].o, g, 1e-3f));
-                t += now_s() - t0;
-            }
-            e[i].samples[rep] = t / BLOCK;
-        }
-    double sgd_min = 0, sgd_med = 0;
-    printf("| method | configuration | min ms/step | median ms/step | min / SGD | median / "
-           "SGD |\n|---|---|---|---|---|---|\n");
-    for (int i = 0; i < n; i++) {
-        qsort(e[i].samples, (size_t)reps, sizeof(double), cmp_double);
-        double mn = e[i].samples[0], md = e[i].samples[reps / 2];
-        if (i == 0)
-            sgd_min = mn, sgd_med = md;
-        char spec[512];
-        cser_optim_format(&e[i].cfg, spec, sizeof spec);
-        char *tail = strstr(spec, "momentum="); /* common keys: defaults */
-        if (tail)
-            tail[-1] = '\0';
-        printf("| %s | `%s` | %.2f | %.2f | %.2f | %.2f |\n", e[i].label, spec, mn * 1e3,
-               md * 1e3, mn / sgd_min, md / sgd_med);
-        cser_optim_free(e[i].o);
-        free(e[i].samples);
-    }
+    cser_status st = measure(e, n, reps, g, g0, d);
+    if (st != CSER_OK)
+        return st;
+    print_table(e, n, reps);
     printf("\nd = %zu floats in %zu tensors, %d repetitions of %d steps, R_C = %g\n", d,
            L.ntensors, reps, BLOCK, rc);
     cser_comm_free(comm);

@@ -447,6 +447,42 @@ typedef struct {
     int ok;
 } blob_case;
 
+/* Steps o from step t0+1 to t1 on worker 0's gradients. */
+static cser_status blob_steps(cser_optim_t *o, float *g, size_t d, uint64_t t0,
+                              uint64_t t1)
+{
+    for (uint64_t t = t0 + 1; t <= t1; t++) {
+        gradient(cser_optim_model(o), g, d, 0, t);
+        WOK(cser_optim_step(o, g, 0.05f));
+    }
+    return CSER_OK;
+}
+
+/* Loads of bad blobs into o are refused and leave o byte for byte unchanged. */
+static cser_status blob_refusals(cser_optim_t *o, const unsigned char *good, size_t n,
+                                 cser_status wrong_cfg)
+{
+    size_t no = cser_optim_state_size(o), w = 0;
+    unsigned char *before = malloc(no), *after = malloc(no), *bad = malloc(n);
+    WOK(cser_optim_save(o, before, no, &w));
+    WCHECK(w == no);
+    if (wrong_cfg != CSER_OK)
+        WFAILS(cser_optim_load(o, good, n), wrong_cfg, "saved");
+    memcpy(bad, good, n);
+    bad[8] = 99;
+    WFAILS(cser_optim_load(o, bad, n), CSER_ERR_FORMAT, "version");
+    memcpy(bad, good, n);
+    bad[0] = 'X';
+    WFAILS(cser_optim_load(o, bad, n), CSER_ERR_FORMAT, "magic");
+    WFAILS(cser_optim_load(o, good, 10), CSER_ERR_FORMAT, "header");
+    if (wrong_cfg == CSER_OK)
+        WFAILS(cser_optim_load(o, good, n - 4), CSER_ERR_FORMAT, "bytes");
+    WOK(cser_optim_save(o, after, no, &w));
+    WCHECK(memcmp(before, after, no) == 0);
+    free(before), free(after), free(bad);
+    return CSER_OK;
+}
+
 static cser_status blob_worker(cser_comm_t *comm, int rank, void *arg)
 {
     (void)rank;
@@ -462,45 +498,20 @@ static cser_status blob_worker(cser_comm_t *comm, int rank, void *arg)
     WOK(cser_optim_create(&ca, comm, &L, x0, &a));
     WOK(cser_optim_create(&cb, comm, &L, x0, &b));
     WOK(cser_optim_create(&ca, comm, &L, x0, &a2));
-    for (uint64_t t = 1; t <= 7; t++) {
-        gradient(cser_optim_model(a), g, L.d, 0, t);
-        WOK(cser_optim_step(a, g, 0.05f));
-        gradient(cser_optim_model(b), g, L.d, 0, t);
-        WOK(cser_optim_step(b, g, 0.05f));
-    }
-    size_t na = cser_optim_state_size(a), nb = cser_optim_state_size(b), w = 0;
-    unsigned char *sa = malloc(na), *sb = malloc(nb), *chk = malloc(nb);
+    WOK(blob_steps(a, g, L.d, 0, 7));
+    WOK(blob_steps(b, g, L.d, 0, 7));
+    size_t na = cser_optim_state_size(a), w = 0;
+    unsigned char *sa = malloc(na);
     WOK(cser_optim_save(a, sa, na, &w));
     WCHECK(w == na);
-    WOK(cser_optim_save(b, sb, nb, &w));
-    /* another method or configuration: refused, b unchanged */
-    WFAILS(cser_optim_load(b, sa, na), CSER_ERR_MISMATCH, "");
-    WOK(cser_optim_save(b, chk, nb, &w));
-    WCHECK(memcmp(sb, chk, nb) == 0);
-    /* bad version, bad magic, truncated: refused, a2 unchanged */
-    size_t n2 = cser_optim_state_size(a2);
-    unsigned char *s2 = malloc(n2), *c2 = malloc(n2), *bad = malloc(na);
-    WOK(cser_optim_save(a2, s2, n2, &w));
-    memcpy(bad, sa, na);
-    bad[8] = 99;
-    WFAILS(cser_optim_load(a2, bad, na), CSER_ERR_FORMAT, "version");
-    memcpy(bad, sa, na);
-    bad[0] = 'X';
-    WFAILS(cser_optim_load(a2, bad, na), CSER_ERR_FORMAT, "magic");
-    WFAILS(cser_optim_load(a2, sa, na - 4), CSER_ERR_FORMAT, "");
-    WFAILS(cser_optim_load(a2, sa, 10), CSER_ERR_FORMAT, "header");
-    WOK(cser_optim_save(a2, c2, n2, &w));
-    WCHECK(memcmp(s2, c2, n2) == 0);
+    WOK(blob_refusals(b, sa, na, CSER_ERR_MISMATCH)); /* other method or config */
+    WOK(blob_refusals(a2, sa, na, CSER_OK));          /* corrupted or truncated */
     /* the same configuration: resumes bitwise */
     WOK(cser_optim_load(a2, sa, na));
-    for (uint64_t t = 8; t <= 15; t++) {
-        gradient(cser_optim_model(a), g, L.d, 0, t);
-        WOK(cser_optim_step(a, g, 0.05f));
-        gradient(cser_optim_model(a2), g, L.d, 0, t);
-        WOK(cser_optim_step(a2, g, 0.05f));
-    }
+    WOK(blob_steps(a, g, L.d, 7, 15));
+    WOK(blob_steps(a2, g, L.d, 7, 15));
     WCHECK(memcmp(cser_optim_model(a), cser_optim_model(a2), L.d * sizeof(float)) == 0);
-    free(sa), free(sb), free(chk), free(s2), free(c2), free(bad), free(x0), free(g);
+    free(sa), free(x0), free(g);
     cser_optim_free(a), cser_optim_free(b), cser_optim_free(a2);
     cser_params_free(&L);
     return CSER_OK;

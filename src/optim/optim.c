@@ -14,7 +14,8 @@
  *   40      8     step counter t
  *   48      4     number of vectors V (x, m, then aux, aux2 when the method has them)
  *   52      4     zero
- *   56      4*d*V the vectors, in that order
+ *   56      256   the formatted configuration, NUL-padded (for error messages)
+ *   312     4*d*V the vectors, in that order
  *
  * Random streams need no saving: every draw is a pure function of
  * (seed, step, salt, rank) (counter-based generator, rng.h), and the step is saved.
@@ -27,7 +28,8 @@
 #include <string.h>
 
 #define CSER_OPTIM_STATE_VERSION 1u
-#define STATE_HEADER_BYTES 56u
+#define STATE_CFG_BYTES 256u
+#define STATE_HEADER_BYTES (56u + STATE_CFG_BYTES)
 static const char state_magic[8] = {'C', 'S', 'E', 'R', 'O', 'P', 'T', '\0'};
 
 static const cser_optim_method *method_table(cser_method_kind kind)
@@ -277,6 +279,10 @@ cser_status cser_optim_save(const cser_optim_t *o, void *buf, size_t cap,
     put(b, 40, &step, 8);
     put(b, 48, &nvec, 4);
     put(b, 52, &zero, 4);
+    char text[STATE_CFG_BYTES];
+    memset(text, 0, sizeof text);
+    cser_optim_format(&o->cfg, text, sizeof text);
+    put(b, 56, text, sizeof text);
     const float *vecs[4] = {o->x, o->m, o->aux, o->aux2};
     size_t off = STATE_HEADER_BYTES, vb = o->d * sizeof(float);
     for (int i = 0; i < 4; i++)
@@ -292,6 +298,7 @@ cser_status cser_optim_save(const cser_optim_t *o, void *buf, size_t cap,
 typedef struct {
     uint32_t ver, kind, nvec;
     uint64_t cfp, lfp, d, step;
+    char text[STATE_CFG_BYTES]; /* formatted configuration, NUL-terminated */
 } state_header;
 
 static cser_status read_header(const void *buf, size_t bytes, state_header *h)
@@ -313,6 +320,8 @@ static cser_status read_header(const void *buf, size_t bytes, state_header *h)
     memcpy(&h->d, b + 32, 8);
     memcpy(&h->step, b + 40, 8);
     memcpy(&h->nvec, b + 48, 4);
+    memcpy(h->text, b + 56, STATE_CFG_BYTES);
+    h->text[STATE_CFG_BYTES - 1] = '\0';
     return CSER_OK;
 }
 
@@ -337,13 +346,12 @@ static cser_status check_header(const cser_optim_t *o, const state_header *h,
                           (unsigned long long)h->d, (unsigned long long)h->lfp, o->d,
                           (unsigned long long)cser_params_fingerprint(&o->L));
     if (h->cfp != config_fingerprint(&o->cfg)) {
-        char cur[4 * CSER_SPEC_MAX + 128];
+        char cur[STATE_CFG_BYTES];
         cser_optim_format(&o->cfg, cur, sizeof cur);
         return cser_error(CSER_ERR_MISMATCH,
-                          "optimizer state: saved with another configuration "
-                          "(fingerprint %016llx), this optimizer is '%s' (%016llx)",
-                          (unsigned long long)h->cfp, cur,
-                          (unsigned long long)config_fingerprint(&o->cfg));
+                          "optimizer state: saved with configuration '%s', this optimizer "
+                          "is '%s'",
+                          h->text, cur);
     }
     if (h->nvec != state_nvec(o) || bytes != cser_optim_state_size(o))
         return cser_error(CSER_ERR_FORMAT,
