@@ -39,11 +39,14 @@ static void print_summary(const cser_train_config *cfg, const cser_train_result 
     char bw[32], lat[32];
     format_network(cfg->net_bandwidth, cfg->net_latency, bw, sizeof bw, lat, sizeof lat);
     printf("\ncser train: %s after %ld steps (%.2f epochs), %d workers, d = %zu\n",
-           r->stopped ? "stopped (--stop-after)" : "done", r->steps, r->epochs, r->workers,
+           r->diverged ? "DIVERGED" : r->stopped ? "stopped (--stop-after)" : "done", r->steps, r->epochs, r->workers,
            r->d);
     printf("  method          %s\n", r->method);
-    printf("  test accuracy   %.2f%%  (test loss %.4f; evaluated model: %s)\n",
-           100 * r->test_acc, r->test_loss, r->evaluated);
+    if (r->diverged)
+        printf("  test accuracy   n/a: the run diverged (see metrics: row 'diverged')\n");
+    else
+        printf("  test accuracy   %.2f%%  (test loss %.4f; evaluated model: %s)\n",
+               100 * r->test_acc, r->test_loss, r->evaluated);
     printf("  train loss      %.4f  (mean over workers, last evaluation interval)\n",
            r->train_loss);
     printf("  bytes/worker    %.3f MB up, %.3f MB down, %llu messages\n", r->bytes_up / 1e6,
@@ -58,8 +61,9 @@ static void print_summary(const cser_train_config *cfg, const cser_train_result 
     printf("  modeled         %.1f s on %sbit/s, %s per message (compute %.1f s + "
            "communication %.2f s)\n", r->compute_s + r->modeled_comm_s, bw, lat,
            r->compute_s, r->modeled_comm_s);
-    printf("  model hash      %016llx (every worker's final model, in rank order)\n",
-           (unsigned long long)r->model_hash);
+    if (!r->diverged)
+        printf("  model hash      %016llx (every worker's final model, in rank order)\n",
+               (unsigned long long)r->model_hash);
     if (cfg->out_dir[0] || cfg->resume[0])
         printf("  outputs         %s/\n", cfg->out_dir[0] ? cfg->out_dir : cfg->resume);
 }

@@ -117,7 +117,7 @@ static void test_bad_options_exit_2_with_one_line(void **state)
         {"--wd -0.1", "--wd"},
         {"--steps abc", "--steps"},
         {"--frobnicate", "--frobnicate"},
-        {"--checkpoint-every 5", "--out"},
+        {"--checkpoint-every -5", "--checkpoint-every"},
         {"--workers 300 --train-subset 200 " SMALL " --steps 1", "--workers"},
         {"--dataset mnist --data-dir /nonexistent", "/nonexistent"},
         {"--resume /nonexistent " SMALL " --steps 2", "checkpoint.bin"},
@@ -223,7 +223,7 @@ static void test_tune_writes_a_spec_train_accepts(void **state)
 static void test_example_program_runs(void **state)
 {
     (void)state;
-    char cmd[1024];
+    char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s/examples/example_train_minimal >'%s' 2>'%s'",
              CSER_BINARY_DIR, out_path, err_path);
     int st = system(cmd);

@@ -4,10 +4,11 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Parses a NULL-terminated list of arguments after "train". */
-static cser_status parse(cser_train_config *c, cser_train_cmd cmd, const char **args)
+static cser_status parse(cser_train_config *c, cser_train_cmd cmd, const char *const *args)
 {
     char *argv[64];
     int argc = 0;

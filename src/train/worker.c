@@ -55,6 +55,7 @@ static cser_status worker_setup(train_worker *w)
     if (!w->images || !w->labels || !w->eval_x || !w->bn_save)
         return cser_error(CSER_ERR_NOMEM, "worker %d: out of memory", w->rank);
     w->last_ckpt = -1;
+    w->last_train_loss = NAN;
     if (sh->resume_path[0])
         CSER_CHECK(train_ckpt_load(w));
     cser_optim_get_stats(w->opt, &w->stats0);
@@ -160,7 +161,18 @@ static void clip_gradient(float *g, size_t d, double max_norm)
     }
 }
 
-/* One training step; *mean_loss is the mean over workers (NaN if any diverged). */
+/* Every worker's loss of this step, summed in rank order (uncounted): *mean_loss is
+ * their mean, NaN if any worker saw a NaN or Inf, so all workers stop together. */
+static cser_status agree_loss(train_worker *w, float loss, double *mean_loss)
+{
+    float v[2] = {isfinite(loss) ? loss : 0.0f, isfinite(loss) ? 0.0f : 1.0f};
+    CSER_CHECK(train_allreduce_uncounted(w->comm, v, 2, CSER_REDUCE_SUM));
+    *mean_loss = (v[1] > 0 || !isfinite(v[0])) ? NAN : (double)v[0] / w->sh->n;
+    return CSER_OK;
+}
+
+/* One training step: forward/backward, agreement on the loss, then (unless it
+ * diverged) the optimizer step. *mean_loss is the mean over workers (NaN: diverged). */
 static cser_status train_one_step(train_worker *w, double *mean_loss)
 {
     const train_shared *sh = w->sh;
@@ -168,24 +180,33 @@ static cser_status train_one_step(train_worker *w, double *mean_loss)
     w->lr = cser_schedule_lr(&sh->sched, c->lr, w->step, sh->total_steps,
                              sh->steps_per_epoch, c->warmup);
     CSER_CHECK(cser_loader_next(w->loader, c->batch, w->images, w->labels));
-    cser_optim_stats before, after;
-    cser_optim_get_stats(w->opt, &before);
     double t0 = train_now();
     float loss = 0;
-    CSER_CHECK(cser_model_train_step(w->model, w->images, w->labels, c->batch, &loss, NULL));
+    cser_status s =
+        cser_model_train_step(w->model, w->images, w->labels, c->batch, &loss, NULL);
+    if (s == CSER_ERR_DIVERGED) { /* the engine refuses a non-finite loss */
+        loss = NAN;
+        cser_error_clear();
+    } else if (s != CSER_OK) {
+        return s;
+    }
+    double dt = train_now() - t0;
+    CSER_CHECK(agree_loss(w, loss, mean_loss));
+    if (!isfinite(*mean_loss))
+        return CSER_OK;
+    cser_optim_stats before, after;
+    cser_optim_get_stats(w->opt, &before);
+    t0 = train_now();
     float *g = cser_model_grads(w->model);
     if (c->clip_norm > 0)
         clip_gradient(g, w->d, c->clip_norm);
     CSER_CHECK(cser_optim_step(w->opt, g, (float)w->lr));
-    double dt = train_now() - t0;
+    dt += train_now() - t0;
     cser_optim_get_stats(w->opt, &after);
     for (int p = 0; p < CSER_PHASE_COUNT; p++)
         dt -= after.comm_s[p] - before.comm_s[p];
     w->compute_s += dt > 0 ? dt : 0;
     w->step++;
-    float v[2] = {loss, isfinite(loss) ? 0.0f : 1.0f};
-    CSER_CHECK(train_allreduce_uncounted(w->comm, v, 2, CSER_REDUCE_SUM));
-    *mean_loss = (v[1] > 0 || !isfinite(v[0])) ? NAN : (double)v[0] / sh->n;
     return CSER_OK;
 }
 
@@ -200,7 +221,7 @@ static cser_status diverged(train_worker *w, const char *what)
         snprintf(kept, sizeof kept, "the last good checkpoint (step %ld) is kept in %s",
                  w->last_ckpt, sh->ckpt_path);
     return cser_error(CSER_ERR_DIVERGED,
-                      "diverged at step %ld (epoch %.2f, lr %g): %s; %s", w->step,
+                      "diverged after %ld steps (epoch %.2f, lr %g): %s; %s", w->step,
                       epoch_of(w, w->step), w->lr, what, kept);
 }
 
