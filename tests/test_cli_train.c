@@ -118,7 +118,7 @@ static void test_bad_options_exit_2_with_one_line(void **state)
         {"--steps abc", "--steps"},
         {"--frobnicate", "--frobnicate"},
         {"--checkpoint-every -5", "--checkpoint-every"},
-        {"--workers 300 --train-subset 200 " SMALL " --steps 1", "--workers"},
+        {SMALL " --workers 300 --train-subset 200 --steps 1", "--workers"},
         {"--dataset mnist --data-dir /nonexistent", "/nonexistent"},
         {"--resume /nonexistent " SMALL " --steps 2", "checkpoint.bin"},
     };
