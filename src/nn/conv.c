@@ -48,10 +48,36 @@ static void im2col_row(const conv_geom *g, const float *srow, float *dst, int of
         dst[ox] = 0.0f;
 }
 
+/* Stride 1 and OW == W: col row (ky, kx) of one plane is the plane shifted by a
+ * constant offset; one copy, then the wrapped border columns and rows are zeroed. */
+static void im2col_plane_shift(const conv_geom *g, const float *src, float *dst, int ky,
+                               int kx, int ox0, int ox1)
+{
+    int w = g->w, dy = ky - g->pad, oy0 = dy < 0 ? -dy : 0;
+    int oy1 = g->h - dy < g->oh ? g->h - dy : g->oh;
+    if (oy1 <= oy0 || ox1 <= ox0) {
+        memset(dst, 0, (size_t)g->oh * w * sizeof(float));
+        return;
+    }
+    long shift = (long)dy * w + (kx - g->pad);
+    size_t s = (size_t)oy0 * w + ox0, e = (size_t)(oy1 - 1) * w + ox1;
+    memset(dst, 0, s * sizeof(float));
+    memcpy(dst + s, src + (long)s + shift, (e - s) * sizeof(float));
+    memset(dst + e, 0, ((size_t)g->oh * w - e) * sizeof(float));
+    for (int oy = oy0; oy < oy1; oy++) {
+        float *row = dst + (size_t)oy * w;
+        for (int ox = 0; ox < ox0; ox++)
+            row[ox] = 0.0f;
+        for (int ox = ox1; ox < w; ox++)
+            row[ox] = 0.0f;
+    }
+}
+
 /* col[K][nb*OH*OW] for examples [n0, n0+nb) of x (CNHW over the whole batch g->n). */
 static void im2col(const conv_geom *g, const float *x, float *col, int n0, int nb)
 {
     size_t plane = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+    int shift_ok = g->s == 1 && g->ow == g->w;
     for (int c = 0; c < g->c; c++)
         for (int ky = 0; ky < g->k; ky++)
             for (int kx = 0; kx < g->k; kx++) {
@@ -60,6 +86,11 @@ static void im2col(const conv_geom *g, const float *x, float *col, int n0, int n
                 valid_range(g, kx, &ox0, &ox1);
                 for (int n = n0; n < n0 + nb; n++) {
                     const float *src = x + ((size_t)c * g->n + n) * plane;
+                    if (shift_ok) {
+                        im2col_plane_shift(g, src, dst, ky, kx, ox0, ox1);
+                        dst += ohw;
+                        continue;
+                    }
                     for (int oy = 0; oy < g->oh; oy++, dst += g->ow) {
                         int iy = oy * g->s - g->pad + ky;
                         if (iy < 0 || iy >= g->h)

@@ -92,7 +92,7 @@ static void set_acc_flags(cser_model_t *m)
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
 /* Examples per im2col chunk: col of one chunk about NN_COL_CHUNK_FLOATS floats. */
-#define NN_COL_CHUNK_FLOATS ((size_t)96 << 10)
+#define NN_COL_CHUNK_FLOATS ((size_t)256 << 10)
 
 static int chunk_of(const cser_model_t *m, size_t target, size_t per_example)
 {
