@@ -718,6 +718,61 @@ static void test_qsgd_unbiased_and_variance(void **state)
     cser_params_free(&L);
 }
 
+/* QSGD against the documented rule, element by element (both the 8-wide path, b <= 8,
+ * and the general one, with tails): a = min(|v| s / ||v||, s), l = floor(a) + [u24 <
+ * floor(frac(a) 2^24)], u24 from the rank's stream. */
+static void test_qsgd_matches_formula(void **state)
+{
+    (void)state;
+    static const int levels[] = {16, 5, 300};
+    cser_params L;
+    make_layout(&L);
+    float *v = floats(L.d), *cv = floats(L.d);
+    cser_test_fill_normal(v, L.d, 12, 0, 2.0);
+    for (size_t li = 0; li < sizeof levels / sizeof *levels; li++) {
+        char spec[32];
+        snprintf(spec, sizeof spec, "qsgd:%d", levels[li]);
+        cser_compressor_t *c = make(spec);
+        cser_draw d = {.seed = 99, .step = 4, .salt = 3, .rank = 2};
+        assert_cser_ok(cser_compressor_apply(c, &L, &d, v, cv, NULL));
+        uint32_t s = (uint32_t)levels[li];
+        for (size_t ti = 0; ti < L.ntensors; ti++) {
+            const cser_tensor *t = &L.tensors[ti];
+            const float *vt = v + t->offset;
+            double acc[8] = {0}, ss = 0;
+            size_t i = 0;
+            for (; i + 8 <= t->numel; i += 8)
+                for (int j = 0; j < 8; j++)
+                    acc[j] += (double)vt[i + j] * vt[i + j];
+            for (int j = 0; j < 8; j++)
+                ss += acc[j];
+            for (; i < t->numel; i++)
+                ss += (double)vt[i] * vt[i];
+            float norm = (float)sqrt(ss), inv = (float)((double)s / (double)norm);
+            float q = (float)((double)norm / (double)s);
+            uint64_t key = cser_rng_key(99, CSER_STREAM_QSGD, 4, 2, (3ULL << 32) + ti);
+            for (i = 0; i < t->numel; i++) {
+                uint64_t r = cser_rng_at(key, i / 2);
+                int32_t u24 = (int32_t)((uint32_t)(i % 2 ? r >> 32 : r) >> 8);
+                float a = fabsf(vt[i]) * inv;
+                a = a <= (float)s ? a : (float)s;
+                float fl = floorf(a);
+                int32_t l = (int32_t)fl + (u24 < (int32_t)((a - fl) * 16777216.0f));
+                float want = (float)(l > (int32_t)s ? (int32_t)s : l) * q;
+                want = signbit(vt[i]) ? -want : want;
+                float got = cv[t->offset + i];
+                if (memcmp(&got, &want, sizeof got) != 0 && !(got == 0 && want == 0))
+                    fail_msg("%s tensor %zu element %zu: got %.9g, expected %.9g", spec,
+                             ti, i, (double)got, (double)want);
+            }
+        }
+        cser_compressor_free(c);
+    }
+    cser_free_floats(v);
+    cser_free_floats(cv);
+    cser_params_free(&L);
+}
+
 /* sign and qsgd: resid = fl(v - C(v)), so C(v) + resid == v up to two roundings. */
 static void test_dense_residual(void **state)
 {
@@ -946,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_contraction_sparsifiers),
         cmocka_unit_test(test_contraction_topk_sign),
         cmocka_unit_test(test_qsgd_unbiased_and_variance),
+        cmocka_unit_test(test_qsgd_matches_formula),
         cmocka_unit_test(test_dense_residual),
         cmocka_unit_test(test_wire_bytes_and_roundtrip),
         cmocka_unit_test(test_corrupted_messages),
