@@ -45,6 +45,7 @@ done
 SGEMM=$(OPENBLAS_CORETYPE=$CORE "$BENCH" sgemm 20)
 SGEMM_DEFAULT=$(env -u OPENBLAS_CORETYPE "$BENCH" sgemm 5 | head -1)
 TORCH=$("$PY" -c 'import torch; print(torch.__version__)')
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 
 "$PY" - "$TMP" "$REPS" > "$OUT.tmp" <<PYEOF
@@ -58,9 +59,10 @@ print("Images/s of one training step (forward + backward + plain SGD update), ba
 print("ONE thread (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1)), fixed random batch,")
 print("the same architecture on both sides (bench/nn_torch.py mirrors src/nn/models.c).")
 print("Each repetition launches C and PyTorch back to back, alternating which goes first;")
-print("$REPS repetitions. Ratio = C / PyTorch of the medians (and of the minima).")
+print("$REPS repetitions. best = highest images/s (the minimum step time), median = median")
+print("images/s; ratio = C / PyTorch of the medians (and of the bests).")
 print()
-print("| model | input | C min | C median | PyTorch min | PyTorch median | ratio (median) | ratio (min) |")
+print("| model | input | C best | C median | PyTorch best | PyTorch median | ratio (median) | ratio (best) |")
 print("|---|---|---|---|---|---|---|---|")
 for model, inp in (("cnn", "1x28x28"), ("resnet8", "3x32x32")):
     c, t = vals("c", model), vals("torch", model)
@@ -68,10 +70,11 @@ for model, inp in (("cnn", "1x28x28"), ("resnet8", "3x32x32")):
         print("| %s | %s | missing | | | | | |" % (model, inp)); continue
     cm, tm = statistics.median(c), statistics.median(t)
     print("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.2fx | %.2fx |"
-          % (model, inp, min(c), cm, min(t), tm, cm / tm, min(c) / min(t)))
+          % (model, inp, max(c), cm, max(t), tm, cm / tm, max(c) / max(t)))
 print()
 print("Machine: $CPU, PyTorch $TORCH. OpenBLAS kernel set: $CORE (OpenBLAS alone picks")
-print("$DEFAULT_CORE here; OPENBLAS_CORETYPE=$CORE is set for both sides).")
+print("$DEFAULT_CORE here; OPENBLAS_CORETYPE=$CORE is set for both sides). The machine is")
+print("shared with other jobs; its load during the run was: $LOAD.")
 print()
 print("sgemm on the cnn's GEMM shapes (batch 32, one thread, best of 20):")
 print()
