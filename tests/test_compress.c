@@ -495,6 +495,9 @@ static void test_topk_exact_with_ties(void **state)
     for (size_t i = 0; i < N; i++) /* tiny denormals and huge values */
         v[i] = (i % 3 == 0) ? 1e-42f * (float)(i % 17) : (i % 3 == 1 ? 3e38f : 1.0f);
     check_topk_tensor(v, N, 2.0);
+    for (size_t i = 0; i < N; i++) /* mostly (signed) zeros: the threshold is 0 */
+        v[i] = (i % 5000 == 17) ? (float)i : ((i % 2) ? 0.0f : -0.0f);
+    check_topk_tensor(v, N, 10.0);
     cser_free_floats(v);
 }
 

@@ -85,11 +85,10 @@ size_t cser_compressor_k(double ratio, size_t numel);
 /* Validates params (ranges, combinations) with a message naming the bad field. */
 cser_status cser_compressor_check_params(const cser_compressor_params *p);
 
-/* Top-k selection (topk_select.c): the k-th largest key of keys(v) = |v| bits. The
- * selection keeps every element with key > *thr and the first *ties elements (lowest
- * index) with key == *thr. 1 <= k <= n. */
-cser_status cser_topk_threshold(cser_compressor_t *c, const float *v, size_t n,
-                                size_t k, uint32_t *thr, size_t *ties);
+/* Top-k selection (topk_select.c): the k kept indices of v[0..n) (largest |v|, ties to
+ * the lowest index), increasing, in scratch valid until the next call. 1 <= k <= n. */
+cser_status cser_topk_select(cser_compressor_t *c, const float *v, size_t n, size_t k,
+                             const uint32_t **idx);
 
 /* Little-endian helpers for the wire format (unaligned-safe). */
 static inline void cser_put_f32(uint8_t *p, float x)

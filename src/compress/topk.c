@@ -2,15 +2,13 @@
  * / R)). Not allreduce-compatible: each worker's support is its own.
  *
  * Selection is linear (topk_select.c: radix select on the magnitude bits); ties at the
- * threshold go to the lowest indices, so the kept set is exact and reproducible. The
- * emission pass walks the tensor in order, so the message lists indices increasing.
+ * threshold go to the lowest indices, so the kept set is exact and reproducible, and
+ * the message lists indices increasing.
  * Wire format per tensor, tensors in layout order: k records of (uint32 index inside
  * the tensor, float32 value), little-endian, 8k bytes. decode_add checks every index is
  * inside the tensor and strictly increasing.
  */
 #include "compress/compressor_impl.h"
-
-#define BLOCK 16
 
 static double topk_expected(const cser_compressor_t *c, const cser_tensor *t)
 {
@@ -22,39 +20,6 @@ static size_t topk_max(const cser_compressor_t *c, const cser_tensor *t)
     return 8 * cser_compressor_k(c->params.ratio, t->numel);
 }
 
-static inline uint8_t *emit(uint8_t *m, size_t i, float x)
-{
-    cser_put_u32(m, (uint32_t)i);
-    cser_put_f32(m + 4, x);
-    return m + 8;
-}
-
-/* Writes the records of elements with key > thr, and the first `ties` with key ==
- * thr, in index order. Blocks without any key >= thr are skipped by a vector test. */
-static uint8_t *emit_selected(const float *v, size_t n, uint32_t thr, size_t ties,
-                              uint8_t *m)
-{
-    size_t i = 0;
-    for (; i + BLOCK <= n; i += BLOCK) {
-        int any = 0;
-        for (size_t j = 0; j < BLOCK; j++)
-            any |= cser_abs_key(v[i + j]) >= thr;
-        if (!any)
-            continue;
-        for (size_t j = i; j < i + BLOCK; j++) {
-            uint32_t key = cser_abs_key(v[j]);
-            if (key > thr || (key == thr && ties > 0 && ties--))
-                m = emit(m, j, v[j]);
-        }
-    }
-    for (; i < n; i++) {
-        uint32_t key = cser_abs_key(v[i]);
-        if (key > thr || (key == thr && ties > 0 && ties--))
-            m = emit(m, i, v[i]);
-    }
-    return m;
-}
-
 static cser_status topk_encode(cser_compressor_t *c, const cser_tensor *t, size_t ti,
                                const cser_draw *draw, const float *v, uint8_t *msg,
                                size_t *bytes)
@@ -63,16 +28,15 @@ static cser_status topk_encode(cser_compressor_t *c, const cser_tensor *t, size_
     (void)draw;
     size_t n = t->numel;
     size_t k = cser_compressor_k(c->params.ratio, n);
-    uint32_t thr = 0;
-    size_t ties = 0;
+    const uint32_t *idx = NULL;
     if (n > UINT32_MAX)
         return cser_error(CSER_ERR_INVALID, "topk: tensor '%s' has %zu elements: 32-bit "
                           "indices allow at most %u", t->name, n, UINT32_MAX);
-    CSER_CHECK(cser_topk_threshold(c, v, n, k, &thr, &ties));
-    uint8_t *end = emit_selected(v, n, thr, ties, msg);
-    if ((size_t)(end - msg) != 8 * k)
-        return cser_error(CSER_ERR_INTERNAL, "topk: tensor '%s' selected %zu elements, "
-                          "expected k = %zu", t->name, (size_t)(end - msg) / 8, k);
+    CSER_CHECK(cser_topk_select(c, v, n, k, &idx));
+    for (size_t j = 0; j < k; j++) {
+        cser_put_u32(msg + 8 * j, idx[j]);
+        cser_put_f32(msg + 8 * j + 4, v[idx[j]]);
+    }
     *bytes = 8 * k;
     return CSER_OK;
 }
