@@ -2,7 +2,10 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 static const cli_command commands[] = {
     {"info", "list methods, compressors, models and backends (--json)", cli_info},
@@ -10,6 +13,34 @@ static const cli_command commands[] = {
     {"train", "train a model with n workers (the main job; --help for options)", cli_train},
     {"tune", "grid-search CSER configurations meeting a target R_C", cli_tune},
 };
+
+/* OpenBLAS 0.3.21 (Debian 12) does not know recent CPUs (e.g. Intel family 6 model
+ * 207) and falls back to its generic "Prescott" kernels, 3-4x slower than the AVX-512
+ * ones the CPU can run. The kernel is chosen when the library loads, before main, so
+ * when it fell back and the user set no OPENBLAS_CORETYPE, re-run ourselves once with
+ * the best kernel the CPU supports. CSER_NO_BLAS_TUNE=1 disables this. */
+static void tune_blas_kernel(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE") || getenv("CSER_NO_BLAS_TUNE"))
+        return;
+    const char *core = cser_nn_blas_core();
+    if (!core || strcasecmp(core, "Prescott") != 0)
+        return;
+    __builtin_cpu_init();
+    const char *want = NULL;
+    if (__builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vl"))
+        want = "Cooperlake";
+    else if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        want = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        want = "Haswell";
+    if (!want)
+        return;
+    setenv("OPENBLAS_CORETYPE", want, 1);
+    setenv("CSER_NO_BLAS_TUNE", "1", 1);
+    execv("/proc/self/exe", argv); /* returns only on failure: go on as we are */
+}
 
 static void usage(FILE *f)
 {
@@ -21,6 +52,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    tune_blas_kernel(argv);
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;
