@@ -47,7 +47,7 @@ static cser_train_config small_config(int m, const char *sub)
     snprintf(c.dataset, sizeof c.dataset, "synthetic");
     c.workers = 2;
     c.batch = 16;
-    c.steps = 12;
+    c.steps = 8;
     c.eval_every = 3;
     c.train_subset = 256;
     c.test_subset = 64;
@@ -104,7 +104,7 @@ static void test_every_method_trains_and_writes_metrics(void **state)
         cser_status s = cser_train_run(&c, NULL, &r);
         if (s != CSER_OK)
             fail_msg("%s: %s: %s", methods[m].method, cser_status_str(s), cser_last_error());
-        assert_int_equal(r.steps, 12);
+        assert_int_equal(r.steps, 8);
         assert_true(r.test_acc >= 0 && r.test_acc <= 1 && isfinite(r.train_loss));
         char *csv = slurp(c.out_dir, "metrics.csv");
         assert_non_null(csv);
@@ -122,19 +122,19 @@ static void test_every_method_trains_and_writes_metrics(void **state)
             if (!strstr(head, want))
                 fail_msg("%s: metrics.csv header lacks %s: %s", methods[m].method, cols[i], csv);
         }
-        /* rows at steps 3, 6, 9 (eval) and 12 (final) */
+        /* rows at steps 3, 6 (eval) and 8 (final) */
         int rows = 0;
         for (char *p = nl + 1; (p = strchr(p, '\n')); p++)
             rows++;
-        assert_int_equal(rows, 4);
-        assert_non_null(strstr(nl + 1, "final,12,"));
+        assert_int_equal(rows, 3);
+        assert_non_null(strstr(nl + 1, "final,8,"));
         free(csv);
         char *jsonl = slurp(c.out_dir, "metrics.jsonl");
         assert_non_null(jsonl);
         int jrows = 0;
         for (char *p = jsonl; (p = strchr(p, '\n')); p++)
             jrows++;
-        assert_int_equal(jrows, 4);
+        assert_int_equal(jrows, 3);
         assert_non_null(strstr(jsonl, "\"event\": \"final\""));
         free(jsonl);
         char *cfg = slurp(c.out_dir, "config.json");
@@ -244,7 +244,7 @@ static void test_huge_lr_diverges_for_every_method(void **state)
         c.lr = 1e8;
         c.lr_schedule[0] = '\0';
         snprintf(c.lr_schedule, sizeof c.lr_schedule, "const");
-        c.steps = 30;
+        c.steps = 20;
         c.checkpoint_every = 1;
         cser_train_result r;
         cser_error_clear();
