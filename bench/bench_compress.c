@@ -75,12 +75,18 @@ static void make_layout(cser_params *L)
         const char *name;
         int ndim;
         size_t shape[4];
-    } t[] = {{"layer3.conv1.weight", 4, {256, 256, 3, 3}}, {"layer3.bn1.weight", 1, {256}},
-             {"layer3.conv2.weight", 4, {256, 256, 3, 3}}, {"layer3.bn2.weight", 1, {256}},
-             {"layer4.conv1.weight", 4, {512, 512, 3, 3}}, {"layer4.bn1.weight", 1, {512}},
-             {"layer4.conv2.weight", 4, {512, 512, 3, 3}}, {"layer4.bn2.weight", 1, {512}},
-             {"fc1.weight", 2, {2048, 1024}},              {"fc1.bias", 1, {2048}},
-             {"fc2.weight", 2, {1000, 2048}},              {"fc2.bias", 1, {1000}}};
+    } t[] = {{"layer3.conv1.weight", 4, {256, 256, 3, 3}},
+             {"layer3.bn1.weight", 1, {256}},
+             {"layer3.conv2.weight", 4, {256, 256, 3, 3}},
+             {"layer3.bn2.weight", 1, {256}},
+             {"layer4.conv1.weight", 4, {512, 512, 3, 3}},
+             {"layer4.bn1.weight", 1, {512}},
+             {"layer4.conv2.weight", 4, {512, 512, 3, 3}},
+             {"layer4.bn2.weight", 1, {512}},
+             {"fc1.weight", 2, {2048, 1024}},
+             {"fc1.bias", 1, {2048}},
+             {"fc2.weight", 2, {1000, 2048}},
+             {"fc2.bias", 1, {1000}}};
     cser_params_init(L);
     for (size_t i = 0; i < sizeof t / sizeof *t; i++)
         CHECK(cser_params_add(L, t[i].name, t[i].ndim, t[i].shape));

@@ -78,13 +78,15 @@ size_t cser_compressor_k(double ratio, size_t numel)
 cser_status cser_scratch_u32(cser_compressor_t *c, size_t n, uint32_t **out)
 {
     cser_compressor_scratch *s = &c->scratch;
-    if (n > s->nu32) {
-        uint32_t *p = realloc(s->u32, (n ? n : 1) * sizeof *p);
+    if (n > s->nu32) { /* grow by a quarter more, so that sizes that vary a little
+                        * from call to call (top-k candidates) settle quickly */
+        size_t cap = n + n / 4 + 16;
+        uint32_t *p = realloc(s->u32, cap * sizeof *p);
         if (!p)
             return cser_error(CSER_ERR_NOMEM, "compressor scratch: cannot allocate %zu "
-                              "indices", n);
+                              "indices", cap);
         s->u32 = p;
-        s->nu32 = n;
+        s->nu32 = cap;
     }
     *out = s->u32;
     return CSER_OK;
@@ -151,7 +153,8 @@ cser_status cser_compressor_select(cser_compressor_t *c, const cser_params *L,
     CSER_CHECK(check_layout(L, "cser_compressor_select"));
     if (!c->vt->allreduce_compatible)
         return cser_error(CSER_ERR_INVALID, "cser_compressor_select: %s is not "
-                          "allreduce-compatible (its support is per worker)", c->vt->name);
+                          "allreduce-compatible (its support is per worker)",
+                          c->vt->name);
     if (!draw || !out)
         return cser_error(CSER_ERR_INVALID, "cser_compressor_select: NULL argument");
     cser_support_clear(out);
@@ -201,9 +204,9 @@ static cser_status decode_sparse(const cser_compressor_t *c, const cser_params *
                           "support of the message, got NULL", c->vt->name);
     CSER_CHECK(cser_support_check(sup, L->d));
     if (bytes != 4 * sup->count)
-        return cser_error(CSER_ERR_FORMAT, "%s message of %zu bytes: expected %zu (4 bytes "
-                          "for each of the %zu support elements)", c->vt->name, bytes,
-                          4 * sup->count, sup->count);
+        return cser_error(CSER_ERR_FORMAT, "%s message of %zu bytes: expected %zu (4 "
+                          "bytes for each of the %zu support elements)", c->vt->name,
+                          bytes, 4 * sup->count, sup->count);
     cser_support_scatter_add(sup, msg, alpha, out);
     return CSER_OK;
 }
@@ -219,9 +222,9 @@ cser_status cser_compressor_decode_add(cser_compressor_t *c, const cser_params *
         return decode_sparse(c, L, sup, msg, bytes, alpha, out);
     size_t expect = cser_compressor_max_bytes(c, L);
     if (bytes != expect)
-        return cser_error(CSER_ERR_FORMAT, "%s message of %zu bytes: expected %zu for a "
-                          "layout of %zu tensors, %zu elements", c->vt->name, bytes, expect,
-                          L->ntensors, L->d);
+        return cser_error(CSER_ERR_FORMAT, "%s message of %zu bytes: expected %zu for "
+                          "a layout of %zu tensors, %zu elements", c->vt->name, bytes,
+                          expect, L->ntensors, L->d);
     size_t off = 0;
     for (size_t i = 0; i < L->ntensors; i++) {
         const cser_tensor *t = &L->tensors[i];
@@ -270,7 +273,8 @@ cser_status cser_compressor_apply(cser_compressor_t *c, const cser_params *L,
     }
     if (cv) {
         memset(cv, 0, L->d * sizeof *cv);
-        CSER_CHECK(cser_compressor_decode_add(c, L, sup, c->scratch.msg, bytes, 1.0f, cv));
+        CSER_CHECK(cser_compressor_decode_add(c, L, sup, c->scratch.msg, bytes, 1.0f,
+                                              cv));
     }
     return CSER_OK;
 }

@@ -181,7 +181,8 @@ static inline __m256i quantize8(__m256 x, __m256 inv, __m256 sf, __m256i si, __m
 /* Packs 8 fields of b <= 8 bits into the low 8b bits of a 64-bit word. */
 static inline uint64_t pack8(__m256i f, __m256i sh_lo, __m256i sh_hi)
 {
-    __m256i lo = _mm256_sllv_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(f)), sh_lo);
+    __m256i lo =
+        _mm256_sllv_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(f)), sh_lo);
     __m256i hi = _mm256_sllv_epi64(_mm256_cvtepu32_epi64(_mm256_extracti128_si256(f, 1)),
                                    sh_hi);
     __m256i o = _mm256_or_si256(lo, hi);
@@ -293,9 +294,9 @@ static size_t decode_groups(const uint8_t *p, size_t room, size_t ng, uint32_t s
         __m256i w = _mm256_set1_epi64x((long long)word);
         __m256i lo = _mm256_and_si256(_mm256_srlv_epi64(w, sh_lo), mask);
         __m256i hi = _mm256_and_si256(_mm256_srlv_epi64(w, sh_hi), mask);
-        __m256i f = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(lo, perm))),
-            _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(hi, perm)), 1);
+        __m128i flo = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(lo, perm));
+        __m128i fhi = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(hi, perm));
+        __m256i f = _mm256_inserti128_si256(_mm256_castsi128_si256(flo), fhi, 1);
         __m256i l = _mm256_srli_epi32(f, 1);
         if (_mm256_movemask_epi8(_mm256_cmpgt_epi32(l, si))) {
             *bad = gi;

@@ -1,6 +1,7 @@
 /* spec.c: compressor names, default parameters, and the text specs of compressor.h
  * ("grbs:64", "topk:0.01", "qsgd:16", ...): parsing with messages that name the bad
  * part, and canonical formatting that parses back to the same parameters. */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,7 @@ cser_compressor_params cser_compressor_default_params(cser_compressor_kind kind)
 static int parse_number(const char *tok, double *out)
 {
     char *end = NULL;
-    if (*tok == '\0')
+    if (*tok == '\0' || isspace((unsigned char)*tok))
         return 0;
     double x = strtod(tok, &end);
     if (end == tok || *end != '\0' || !isfinite(x))
@@ -91,8 +92,8 @@ static cser_status parse_fraction(const char *spec, const char *key, const char 
     if (!parse_number(val, &x))
         return bad(spec, "malformed number for key", what, "a number in (0, 1]");
     if (!(x > 0.0 && x <= 1.0))
-        return cser_error(CSER_ERR_INVALID,
-                          "compressor spec '%s': %s=%s is outside (0, 1]", spec, key, val);
+        return cser_error(CSER_ERR_INVALID, "compressor spec '%s': %s=%s is outside "
+                          "(0, 1]", spec, key, val);
     *out = x;
     return CSER_OK;
 }
@@ -159,13 +160,16 @@ static cser_status parse_grbs(const char *spec, char *args, cser_compressor_para
     return CSER_OK;
 }
 
-static cser_status parse_qsgd(const char *spec, const char *tok, cser_compressor_params *p)
+static cser_status parse_qsgd(const char *spec, const char *tok,
+                              cser_compressor_params *p)
 {
     double x;
     if (!parse_number(tok, &x) || x != floor(x))
-        return bad(spec, "malformed level count", tok, "an integer S >= 1 (e.g. qsgd:16)");
+        return bad(spec, "malformed level count", tok,
+                   "an integer S >= 1 (e.g. qsgd:16)");
     if (x < 1.0 || x > QSGD_MAX_LEVELS)
-        return bad(spec, "level count out of range", tok, "an integer 1 <= S <= 16777216");
+        return bad(spec, "level count out of range", tok,
+                   "an integer 1 <= S <= 16777216");
     p->levels = (int)x;
     return CSER_OK;
 }

@@ -80,7 +80,8 @@ static void split_pass(const float *v, size_t n, uint32_t lo, uint32_t hi,
     const __m256i vlo = _mm256_set1_epi32((int)(lo - 1)); /* lo >= 1 here */
     const __m256i absm = _mm256_set1_epi32(0x7fffffff);
     for (; i + 8 <= n; i += 8) {
-        __m256i key = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(v + i)), absm);
+        __m256i x = _mm256_loadu_si256((const __m256i *)(v + i));
+        __m256i key = _mm256_and_si256(x, absm);
         unsigned m = (unsigned)_mm256_movemask_ps(
             _mm256_castsi256_ps(_mm256_cmpgt_epi32(key, vlo)));
         while (m) {
@@ -158,8 +159,8 @@ cser_status cser_topk_select(cser_compressor_t *c, const float *v, size_t n, siz
         split_pass(v, n, b1 << L1_SHIFT, (b1 + 1) << L1_SHIFT, above, &na, cand, &nc);
     }
     if (na != nabove || nc != nb1)
-        return cser_error(CSER_ERR_INTERNAL, "topk: pass 2 found %zu above and %zu in the "
-                          "bucket, histogram said %zu and %zu", na, nc, nabove, nb1);
+        return cser_error(CSER_ERR_INTERNAL, "topk: pass 2 found %zu above and %zu in "
+                          "the bucket, histogram said %zu and %zu", na, nc, nabove, nb1);
     for (size_t i = 0; i < nc; i++)
         keys[i] = key_at(v, cand[i]);
     size_t m = nc;
