@@ -121,7 +121,7 @@ static void check_one(size_t count, cser_reduce_op op)
     cser_comm_get_stats(g_comm, &st);
 
     /* 1. the specification: ((v0 + v1) + v2) + ..., then / n */
-    float *ref = malloc((count + 1) * sizeof(float));
+    float *ref = calloc(count + 1, sizeof(float));
     for (size_t i = 0; i < count; i++) {
         float s = in[0][i];
         for (int r = 1; r < n; r++)
