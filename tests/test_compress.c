@@ -747,12 +747,12 @@ static void test_qsgd_matches_formula(void **state)
         for (size_t ti = 0; ti < L.ntensors; ti++) {
             const cser_tensor *t = &L.tensors[ti];
             const float *vt = v + t->offset;
-            double acc[8] = {0}, ss = 0;
+            double acc[16] = {0}, ss = 0; /* 16 lanes: 8 * (block % 2) + j */
             size_t i = 0;
             for (; i + 8 <= t->numel; i += 8)
-                for (int j = 0; j < 8; j++)
-                    acc[j] += (double)vt[i + j] * vt[i + j];
-            for (int j = 0; j < 8; j++)
+                for (size_t j = 0; j < 8; j++)
+                    acc[8 * (i / 8 % 2) + j] += (double)vt[i + j] * vt[i + j];
+            for (int j = 0; j < 16; j++)
                 ss += acc[j];
             for (; i < t->numel; i++)
                 ss += (double)vt[i] * vt[i];

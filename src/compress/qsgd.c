@@ -53,30 +53,33 @@ static size_t qsgd_max(const cser_compressor_t *c, const cser_tensor *t)
     return qsgd_bytes(c->params.levels, t->numel);
 }
 
-/* ||v||_2 in double over 8 fixed lanes, then lane by lane (same order on both paths). */
+/* ||v||_2 in double over 16 fixed lanes (lane 8 * (block % 2) + j: element j of every
+ * other block of 8), then lane by lane: the same order on both paths. */
 static double norm2(const float *v, size_t n)
 {
-    double acc[8] = {0};
-    size_t i = 0;
+    double acc[16] = {0};
+    size_t b = 0, n8 = n / 8;
 #ifdef __AVX2__
-    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-    for (; i + 8 <= n; i += 8) {
-        __m256 x = _mm256_loadu_ps(v + i);
-        __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
-        __m256d xh = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
-        lo = _mm256_add_pd(lo, _mm256_mul_pd(xl, xl));
-        hi = _mm256_add_pd(hi, _mm256_mul_pd(xh, xh));
-    }
-    _mm256_storeu_pd(acc, lo);
-    _mm256_storeu_pd(acc + 4, hi);
+    __m256d a[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
+                    _mm256_setzero_pd()};
+    for (; b + 2 <= n8; b += 2)
+        for (int h = 0; h < 2; h++) {
+            __m256 x = _mm256_loadu_ps(v + 8 * (b + (size_t)h));
+            __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
+            __m256d xh = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+            a[2 * h] = _mm256_add_pd(a[2 * h], _mm256_mul_pd(xl, xl));
+            a[2 * h + 1] = _mm256_add_pd(a[2 * h + 1], _mm256_mul_pd(xh, xh));
+        }
+    for (int j = 0; j < 4; j++)
+        _mm256_storeu_pd(acc + 4 * j, a[j]);
 #endif
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += (double)v[i + j] * (double)v[i + j];
+    for (; b < n8; b++)
+        for (size_t j = 0; j < 8; j++)
+            acc[8 * (b % 2) + j] += (double)v[8 * b + j] * (double)v[8 * b + j];
     double s = 0.0;
-    for (int j = 0; j < 8; j++)
+    for (int j = 0; j < 16; j++)
         s += acc[j];
-    for (; i < n; i++)
+    for (size_t i = 8 * n8; i < n; i++)
         s += (double)v[i] * (double)v[i];
     return sqrt(s);
 }
