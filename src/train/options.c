@@ -166,6 +166,16 @@ void train_format_latency(double s, char *buf, size_t n)
         snprintf(buf, n, "%.15gs", s);
 }
 
+/* The shortest of %.15g, %.16g, %.17g that reads back as the same double. */
+static void format_double(double x, char *buf, size_t n)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x)
+            return;
+    }
+}
+
 static void format_value(const opt_def *o, const cser_train_config *c, char *buf,
                          size_t n)
 {
@@ -176,22 +186,24 @@ static void format_value(const opt_def *o, const cser_train_config *c, char *buf
     case OPT_BOOL:
     case OPT_FLAG: snprintf(buf, n, "%d", *(const int *)p); break;
     case OPT_LONG: snprintf(buf, n, "%ld", *(const long *)p); break;
-    case OPT_DOUBLE: snprintf(buf, n, "%.17g", *(const double *)p); break;
+    case OPT_DOUBLE: format_double(*(const double *)p, buf, n); break;
     case OPT_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
     case OPT_BANDWIDTH: train_format_bandwidth(*(const double *)p, buf, n); break;
     case OPT_LATENCY: train_format_latency(*(const double *)p, buf, n); break;
     case OPT_LRS: {
         size_t used = 0;
         buf[0] = '\0';
-        for (int i = 0; i < c->n_lr_grid && used < n; i++)
-            used += (size_t)snprintf(buf + used, n - used, "%s%.15g", i ? "," : "",
-                                     c->lr_grid[i]);
+        for (int i = 0; i < c->n_lr_grid && used < n; i++) {
+            char one[40];
+            format_double(c->lr_grid[i], one, sizeof one);
+            used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? "," : "", one);
+        }
         break;
     }
     }
 }
 
-/* Shorter form for --help and the printed configuration (%g instead of %.17g). */
+/* Shorter form for --help and the printed configuration (%g for doubles). */
 static void format_short(const opt_def *o, const cser_train_config *c, char *buf,
                          size_t n)
 {
@@ -623,7 +635,7 @@ int cser_train_config_json(const cser_train_config *c, cser_train_cmd cmd, char 
         int numeric = o->type == OPT_INT || o->type == OPT_LONG || o->type == OPT_DOUBLE ||
                       o->type == OPT_BOOL || o->type == OPT_FLAG || o->type == OPT_U64;
         if (o->type == OPT_BANDWIDTH || o->type == OPT_LATENCY) {
-            snprintf(v, sizeof v, "%.17g", *(const double *)((const char *)c + o->offset));
+            format_double(*(const double *)((const char *)c + o->offset), v, sizeof v);
             numeric = 1;
         }
         if (numeric)
