@@ -16,6 +16,11 @@
 
 #define MAXW 8
 
+/* One rank's traffic in one phase of one step. */
+typedef struct {
+    uint64_t sent, recv, msgs;
+} traffic;
+
 /* Checks inside worker threads (cmocka asserts must stay on the main thread): they
  * return a status that cser_test_run_workers reports. */
 #define WCHECK(cond)                                                              \
@@ -84,7 +89,7 @@ typedef struct {
     double *delta[MAXW];   /* [d] this step's Delta_i (track_mean)          */
     double *ref;           /* [d] float64 mean trajectory                   */
     cser_optim_stats st[MAXW];
-    uint64_t sent[MAXW][512][CSER_PHASE_COUNT]; /* bytes per step and phase   */
+    traffic tr[MAXW][512][CSER_PHASE_COUNT]; /* per step and phase       */
 } run_ctx;
 
 static cser_status quiet_barrier(cser_comm_t *comm)
@@ -133,7 +138,9 @@ static cser_status run_worker(cser_comm_t *comm, int rank, void *arg)
         s = cser_optim_step(o, g, c->lr);
         cser_optim_get_stats(o, &after);
         for (int p = 0; p < CSER_PHASE_COUNT && t < 512; p++)
-            c->sent[rank][t][p] = after.bytes_sent[p] - before.bytes_sent[p];
+            c->tr[rank][t][p] = (traffic){after.bytes_sent[p] - before.bytes_sent[p],
+                                          after.bytes_recv[p] - before.bytes_recv[p],
+                                          after.messages[p] - before.messages[p]};
         if (s == CSER_OK && c->track_mean) {
             record_delta(c, o, gc, rank);
             s = quiet_barrier(comm);
@@ -328,12 +335,24 @@ static void test_fused_equals_general(void **state)
 
 /* ---- bytes per phase against comm.h ---- */
 
-static uint64_t allreduce_sent(size_t count, int n, int r)
+/* comm.h: allreduce of count floats = reduce-scatter + allgather over the chunks
+ * [j*count/n, (j+1)*count/n). */
+static traffic allreduce_traffic(size_t count, int n, int r)
 {
+    traffic t = {0, 0, 0};
     if (n == 1)
-        return 0;
+        return t;
     size_t cr = (size_t)(r + 1) * count / (size_t)n - (size_t)r * count / (size_t)n;
-    return 4u * (count - cr) + 4u * (uint64_t)(n - 1) * cr;
+    t.sent = 4u * (count - cr) + 4u * (uint64_t)(n - 1) * cr;
+    t.recv = 4u * (uint64_t)(n - 1) * cr + 4u * (count - cr);
+    for (int j = 0; j < n; j++) {
+        size_t cj = (size_t)(j + 1) * count / (size_t)n - (size_t)j * count / (size_t)n;
+        if (j != r && cj > 0)
+            t.msgs++;
+    }
+    if (cr > 0)
+        t.msgs += (uint64_t)(n - 1);
+    return t;
 }
 
 static size_t support_count(const char *spec, const cser_params *L, uint64_t seed,
@@ -351,8 +370,9 @@ static size_t support_count(const char *spec, const cser_params *L, uint64_t see
     return n;
 }
 
-/* Bytes a data-dependent compressor sends for one allgather: (n-1) * message. */
-static uint64_t allgather_sent(const char *spec, const cser_params *L, int n)
+/* An allgather of a data-dependent compressor's messages (top-k: the same size on
+ * every rank): each rank sends its message to the n-1 others. */
+static traffic allgather_traffic(const char *spec, const cser_params *L, int n)
 {
     cser_compressor_t *c = NULL;
     assert_cser_ok(cser_compressor_create_spec(spec, &c));
@@ -360,47 +380,50 @@ static uint64_t allgather_sent(const char *spec, const cser_params *L, int n)
     for (size_t t = 0; t < L->ntensors; t++)
         b += cser_compressor_tensor_bytes(c, &L->tensors[t], 0);
     cser_compressor_free(c);
-    return (uint64_t)(n - 1) * b;
+    traffic t = {(uint64_t)(n - 1) * b, (uint64_t)(n - 1) * b, b > 0 ? (uint64_t)(n - 1) : 0};
+    return t;
 }
 
-/* Expected bytes sent by rank r at step t in phase p, for the run's method. */
-static uint64_t expected_sent(const run_ctx *c, int r, uint64_t t, int p)
+/* Expected traffic of rank r at step t in phase p, for the run's method. */
+static traffic expected(const run_ctx *c, int r, uint64_t t, int p)
 {
+    const traffic none = {0, 0, 0};
     const cser_optim_config *k = &c->cfg;
     int n = c->n, sync = t % (uint64_t)k->h == 0;
     uint64_t sd = k->seed;
     const char *c1 = k->c1, *c2 = k->c2;
     switch (k->kind) {
-    case CSER_METHOD_SGD: return p == CSER_PHASE_UPDATE ? allreduce_sent(c->d, n, r) : 0;
+    case CSER_METHOD_SGD:
+        return p == CSER_PHASE_UPDATE ? allreduce_traffic(c->d, n, r) : none;
     case CSER_METHOD_LOCAL_SGD:
-        return p == CSER_PHASE_AVERAGE && sync ? allreduce_sent(c->d, n, r) : 0;
+        return p == CSER_PHASE_AVERAGE && sync ? allreduce_traffic(c->d, n, r) : none;
     case CSER_METHOD_EF_SGD:
         return p == CSER_PHASE_UPDATE
-                   ? allreduce_sent(support_count(c1, &c->L, sd, t, 1, r), n, r)
-                   : 0;
+                   ? allreduce_traffic(support_count(c1, &c->L, sd, t, 1, r), n, r)
+                   : none;
     case CSER_METHOD_QSPARSE:
         return p == CSER_PHASE_AVERAGE && sync
-                   ? allreduce_sent(support_count(c1, &c->L, sd, t, 1, r), n, r)
-                   : 0;
+                   ? allreduce_traffic(support_count(c1, &c->L, sd, t, 1, r), n, r)
+                   : none;
     case CSER_METHOD_CSER_FUSED:
         if (p == CSER_PHASE_AVERAGE || (p == CSER_PHASE_RESET) != sync)
-            return 0;
-        return allreduce_sent(support_count(sync ? c1 : c2, &c->L, sd, t, sync ? 1 : 2, r),
-                              n, r);
+            return none;
+        return allreduce_traffic(
+            support_count(sync ? c1 : c2, &c->L, sd, t, sync ? 1 : 2, r), n, r);
     default: break;
     }
     /* cser family: update with C2 every step, reset with C1 every H-th step */
     if (p == CSER_PHASE_UPDATE) {
         if (strncmp(c2, "topk", 4) == 0)
-            return allgather_sent(c2, &c->L, n);
-        return allreduce_sent(support_count(c2, &c->L, sd, t, 2, r), n, r);
+            return allgather_traffic(c2, &c->L, n);
+        return allreduce_traffic(support_count(c2, &c->L, sd, t, 2, r), n, r);
     }
     if (p == CSER_PHASE_RESET && sync) {
         if (strncmp(c1, "topk", 4) == 0)
-            return allgather_sent(c1, &c->L, n);
-        return allreduce_sent(support_count(c1, &c->L, sd, t, 1, r), n, r);
+            return allgather_traffic(c1, &c->L, n);
+        return allreduce_traffic(support_count(c1, &c->L, sd, t, 1, r), n, r);
     }
-    return 0;
+    return none;
 }
 
 static void test_bytes_per_step(void **state)
@@ -423,14 +446,17 @@ static void test_bytes_per_step(void **state)
         for (int r = 0; r < c->n; r++)
             for (uint64_t t = 1; t <= 12; t++)
                 for (int p = 0; p < CSER_PHASE_COUNT; p++) {
-                    uint64_t want = expected_sent(c, r, t, p);
-                    if (c->sent[r][t][p] != want)
-                        fail_msg("%s rank %d step %llu phase %d: %llu bytes sent, "
-                                 "formula says %llu",
+                    traffic want = expected(c, r, t, p), got = c->tr[r][t][p];
+                    if (got.sent != want.sent || got.recv != want.recv ||
+                        got.msgs != want.msgs)
+                        fail_msg("%s rank %d step %llu phase %d: sent/recv/messages "
+                                 "%llu/%llu/%llu, formula says %llu/%llu/%llu",
                                  specs[i], r, (unsigned long long)t, p,
-                                 (unsigned long long)c->sent[r][t][p],
-                                 (unsigned long long)want);
-                    total += want;
+                                 (unsigned long long)got.sent, (unsigned long long)got.recv,
+                                 (unsigned long long)got.msgs, (unsigned long long)want.sent,
+                                 (unsigned long long)want.recv,
+                                 (unsigned long long)want.msgs);
+                    total += want.sent;
                 }
         print_message("  %-40s %llu bytes in 12 steps on 3 workers\n", specs[i],
                       (unsigned long long)total);
