@@ -110,8 +110,9 @@ static cser_status measure(entry *e, int n, int reps, float *g, const float *g0,
 static void print_table(entry *e, int n, int reps)
 {
     double sgd_min = 0, sgd_med = 0;
-    printf("| method | configuration | min ms/step | median ms/step | min / SGD | median / "
-           "SGD |\n|---|---|---|---|---|---|\n");
+    printf(
+        "| method | configuration | min ms/step | median ms/step | min / SGD | median / "
+        "SGD |\n|---|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++) {
         qsort(e[i].samples, (size_t)reps, sizeof(double), cmp_double);
         double mn = e[i].samples[0], md = e[i].samples[reps / 2];
@@ -134,7 +135,8 @@ static cser_status run(int reps, double rc)
     cser_params L;
     CSER_CHECK(make_layout(&L));
     size_t d = L.d;
-    float *x0 = cser_alloc_floats(d), *g0 = cser_alloc_floats(d), *g = cser_alloc_floats(d);
+    float *x0 = cser_alloc_floats(d), *g0 = cser_alloc_floats(d),
+          *g = cser_alloc_floats(d);
     if (!x0 || !g0 || !g)
         return cser_error(CSER_ERR_NOMEM, "bench_optim: out of memory");
     cser_rng r = cser_rng_make(cser_rng_key(1, CSER_STREAM_TEST, 0, 0, 0));

@@ -47,7 +47,8 @@ static void make_layout(cser_params *L)
 
 static void gradient(const float *x, float *g, size_t d, int rank, uint64_t step)
 {
-    cser_rng r = cser_rng_make(cser_rng_key(5, CSER_STREAM_TEST, step, (uint64_t)rank, 1));
+    cser_rng r =
+        cser_rng_make(cser_rng_key(5, CSER_STREAM_TEST, step, (uint64_t)rank, 1));
     for (size_t k = 0; k < d; k++) {
         float a = 0.5f + (float)(k % 7) / 7.0f;
         float b = (float)sin(0.37 * (double)k + 1.3 * rank) * (1.0f + 0.1f * (float)rank);
@@ -122,8 +123,8 @@ static void check_spec(const char *spec)
     memcpy(mine, mpi.x[rank], bytes);
     memcpy(mine + d, mpi.z[rank], bytes);
     cser_comm_set_counting(g_comm, 0);
-    assert_cser_ok(cser_comm_allgather(g_comm, mine, 2 * bytes, all, 2 * bytes * (size_t)n,
-                                       counts));
+    assert_cser_ok(
+        cser_comm_allgather(g_comm, mine, 2 * bytes, all, 2 * bytes * (size_t)n, counts));
     cser_comm_set_counting(g_comm, 1);
     if (rank == 0) {
         run_out th;
@@ -132,8 +133,8 @@ static void check_spec(const char *spec)
         for (int r = 0; r < n; r++) {
             const float *xr = all + (size_t)r * 2 * d, *zr = xr + d;
             if (memcmp(xr, th.x[r], bytes) != 0 || memcmp(zr, th.z[r], bytes) != 0)
-                fail_msg("%s: rank %d's final model differs between mpi and threads", spec,
-                         r);
+                fail_msg("%s: rank %d's final model differs between mpi and threads",
+                         spec, r);
             if (strncmp(spec, "cser:", 5) == 0 && memcmp(zr, all + d, bytes) != 0)
                 fail_msg("%s: synced model z of rank %d differs from rank 0's", spec, r);
         }

@@ -68,7 +68,8 @@ static float target(size_t k, int rank)
 
 static void gradient(const float *x, float *g, size_t d, int rank, uint64_t step)
 {
-    cser_rng r = cser_rng_make(cser_rng_key(5, CSER_STREAM_TEST, step, (uint64_t)rank, 1));
+    cser_rng r =
+        cser_rng_make(cser_rng_key(5, CSER_STREAM_TEST, step, (uint64_t)rank, 1));
     for (size_t k = 0; k < d; k++)
         g[k] = curv(k) * (x[k] - target(k, rank)) + 0.1f * (float)cser_rng_normal(&r);
 }
@@ -380,7 +381,8 @@ static traffic allgather_traffic(const char *spec, const cser_params *L, int n)
     for (size_t t = 0; t < L->ntensors; t++)
         b += cser_compressor_tensor_bytes(c, &L->tensors[t], 0);
     cser_compressor_free(c);
-    traffic t = {(uint64_t)(n - 1) * b, (uint64_t)(n - 1) * b, b > 0 ? (uint64_t)(n - 1) : 0};
+    traffic t = {(uint64_t)(n - 1) * b, (uint64_t)(n - 1) * b,
+                 b > 0 ? (uint64_t)(n - 1) : 0};
     return t;
 }
 
@@ -449,13 +451,13 @@ static void test_bytes_per_step(void **state)
                     traffic want = expected(c, r, t, p), got = c->tr[r][t][p];
                     if (got.sent != want.sent || got.recv != want.recv ||
                         got.msgs != want.msgs)
-                        fail_msg("%s rank %d step %llu phase %d: sent/recv/messages "
-                                 "%llu/%llu/%llu, formula says %llu/%llu/%llu",
-                                 specs[i], r, (unsigned long long)t, p,
-                                 (unsigned long long)got.sent, (unsigned long long)got.recv,
-                                 (unsigned long long)got.msgs, (unsigned long long)want.sent,
-                                 (unsigned long long)want.recv,
-                                 (unsigned long long)want.msgs);
+                        fail_msg(
+                            "%s rank %d step %llu phase %d: sent/recv/messages "
+                            "%llu/%llu/%llu, formula says %llu/%llu/%llu",
+                            specs[i], r, (unsigned long long)t, p,
+                            (unsigned long long)got.sent, (unsigned long long)got.recv,
+                            (unsigned long long)got.msgs, (unsigned long long)want.sent,
+                            (unsigned long long)want.recv, (unsigned long long)want.msgs);
                     total += want.sent;
                 }
         print_message("  %-40s %llu bytes in 12 steps on 3 workers\n", specs[i],

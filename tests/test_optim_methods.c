@@ -23,7 +23,13 @@
 #define LOSS_FACTOR 4.0 /* final loss must be below initial / this  */
 
 /* Flat layout: W1 [HID, IN], b1 [HID], W2 [NC, HID], b2 [NC]. */
-enum { OW1 = 0, OB1 = OW1 + HID * IN, OW2 = OB1 + HID, OB2 = OW2 + NC * HID, D = OB2 + NC };
+enum {
+    OW1 = 0,
+    OB1 = OW1 + HID * IN,
+    OW2 = OB1 + HID,
+    OB2 = OW2 + NC * HID,
+    D = OB2 + NC
+};
 
 typedef struct {
     float x[NW * PER][IN]; /* every worker's shard, worker w at [w*PER, (w+1)*PER) */
@@ -218,7 +224,8 @@ static void test_gradient_check(void **state)
         p[i] = keep;
         num[i] = (float)((lp - lm) / (double)((keep + 1e-2f) - (keep - 1e-2f)));
     }
-    assert_true(cser_test_max_err(g, num, D, 1e-4, 1e-2, "backward vs central diff") <= 1);
+    assert_true(cser_test_max_err(g, num, D, 1e-4, 1e-2, "backward vs central diff") <=
+                1);
     free(ds);
 }
 

@@ -159,7 +159,8 @@ static void test_config_for_ratio(void **state)
     check_ratio("sgd", 1, "sgd:", 1e-9);
     check_ratio("ef-sgd:c=topk:8", 256, "c=topk", 0); /* a given c is kept */
     cser_optim_config c;
-    assert_cser_fails(cser_optim_config_for_ratio("sgd", 16, &c), CSER_ERR_INVALID, "R_C");
+    assert_cser_fails(cser_optim_config_for_ratio("sgd", 16, &c), CSER_ERR_INVALID,
+                      "R_C");
     assert_cser_fails(cser_optim_config_for_ratio("cser", 0.5, &c), CSER_ERR_INVALID,
                       ">= 1");
     assert_cser_fails(cser_optim_config_for_ratio("cser:c2=grbs:8", 16, &c),

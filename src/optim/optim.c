@@ -120,7 +120,8 @@ cser_status cser_optim_create(const cser_optim_config *cfg, cser_comm_t *comm,
         s = o->meth->init(o);
     if (s != CSER_OK) {
         cser_optim_free(o);
-        return cser_error_context(s, "cser_optim_create(%s)", cser_method_name(cfg->kind));
+        return cser_error_context(s, "cser_optim_create(%s)",
+                                  cser_method_name(cfg->kind));
     }
     *out = o;
     return CSER_OK;
@@ -192,7 +193,10 @@ void cser_optim_phase_end(cser_optim_t *o, cser_phase p)
     o->mark = now;
 }
 
-void cser_optim_get_stats(const cser_optim_t *o, cser_optim_stats *out) { *out = o->stats; }
+void cser_optim_get_stats(const cser_optim_t *o, cser_optim_stats *out)
+{
+    *out = o->stats;
+}
 
 /* ---- vectors and evaluation ---- */
 
@@ -263,8 +267,8 @@ cser_status cser_optim_save(const cser_optim_t *o, void *buf, size_t cap,
     size_t need = cser_optim_state_size(o);
     if (!buf || cap < need)
         return cser_error(CSER_ERR_INVALID,
-                          "cser_optim_save: buffer of %zu bytes, the state needs %zu", cap,
-                          need);
+                          "cser_optim_save: buffer of %zu bytes, the state needs %zu",
+                          cap, need);
     unsigned char *b = buf;
     uint32_t ver = CSER_OPTIM_STATE_VERSION, kind = (uint32_t)o->cfg.kind;
     uint32_t nvec = state_nvec(o), zero = 0;
@@ -340,18 +344,20 @@ static cser_status check_header(const cser_optim_t *o, const state_header *h,
                               : "unknown",
                           cser_method_name(o->cfg.kind));
     if (h->d != o->d || h->lfp != cser_params_fingerprint(&o->L))
-        return cser_error(CSER_ERR_MISMATCH,
-                          "optimizer state: saved for a layout with d = %llu (fingerprint "
-                          "%016llx), this optimizer has d = %zu (%016llx)",
-                          (unsigned long long)h->d, (unsigned long long)h->lfp, o->d,
-                          (unsigned long long)cser_params_fingerprint(&o->L));
+        return cser_error(
+            CSER_ERR_MISMATCH,
+            "optimizer state: saved for a layout with d = %llu (fingerprint "
+            "%016llx), this optimizer has d = %zu (%016llx)",
+            (unsigned long long)h->d, (unsigned long long)h->lfp, o->d,
+            (unsigned long long)cser_params_fingerprint(&o->L));
     if (h->cfp != config_fingerprint(&o->cfg)) {
         char cur[STATE_CFG_BYTES];
         cser_optim_format(&o->cfg, cur, sizeof cur);
-        return cser_error(CSER_ERR_MISMATCH,
-                          "optimizer state: saved with configuration '%s', this optimizer "
-                          "is '%s'",
-                          h->text, cur);
+        return cser_error(
+            CSER_ERR_MISMATCH,
+            "optimizer state: saved with configuration '%s', this optimizer "
+            "is '%s'",
+            h->text, cur);
     }
     if (h->nvec != state_nvec(o) || bytes != cser_optim_state_size(o))
         return cser_error(CSER_ERR_FORMAT,
