@@ -174,6 +174,13 @@ static void test_resume_is_bitwise(void **state)
         part.stop_after = 7; /* last checkpoint at 4; rows at 6 are rolled back */
         assert_cser_ok(cser_train_run(&part, NULL, &rs));
         assert_true(rs.stopped && rs.steps == 7);
+        /* a row cut short by a kill must not survive the resume */
+        char mpath[1200];
+        snprintf(mpath, sizeof mpath, "%s/metrics.csv", part.out_dir);
+        FILE *mf = fopen(mpath, "a");
+        assert_non_null(mf);
+        fputs("eval,4,0.5", mf);
+        fclose(mf);
         cser_train_config res = part;
         res.stop_after = 0;
         snprintf(res.resume, sizeof res.resume, "%s", part.out_dir);
@@ -272,6 +279,25 @@ static void test_huge_lr_diverges_for_every_method(void **state)
     }
 }
 
+static void test_gradient_clipping(void **state)
+{
+    (void)state;
+    cser_train_config c = small_config(0, NULL);
+    c.eval_every = 0;
+    cser_train_result plain, loose, tight;
+    assert_cser_ok(cser_train_run(&c, NULL, &plain));
+    c.clip_norm = 1e17; /* never active: bitwise the same run */
+    assert_cser_ok(cser_train_run(&c, NULL, &loose));
+    assert_true(plain.model_hash == loose.model_hash);
+    c.clip_norm = 1e-9; /* steps of ~lr * 1e-9: the model stays at its start */
+    c.wd = 0;
+    assert_cser_ok(cser_train_run(&c, NULL, &tight));
+    assert_true(tight.model_hash != plain.model_hash);
+    if (!(tight.train_loss > plain.train_loss && tight.test_acc <= plain.test_acc))
+        fail_msg("clipped run: loss %g acc %g, unclipped: loss %g acc %g", tight.train_loss,
+                 tight.test_acc, plain.train_loss, plain.test_acc);
+}
+
 static void test_more_workers_than_samples(void **state)
 {
     (void)state;
@@ -290,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_resume_is_bitwise),
         cmocka_unit_test(test_bad_checkpoints_are_refused),
         cmocka_unit_test(test_huge_lr_diverges_for_every_method),
+        cmocka_unit_test(test_gradient_clipping),
         cmocka_unit_test(test_more_workers_than_samples),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

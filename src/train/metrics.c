@@ -123,9 +123,22 @@ cser_status train_mkdir_p(const char *path)
 
 /* ---- resume: keep the rows up to the checkpoint's step ---- */
 
-/* Step of a CSV line "event,step,..." or of a JSONL line {...,"step": N,...}. */
+/* Step of a complete CSV line "event,step,..." (all columns) or JSONL line {...}; -1
+ * for a partial line (a run killed while appending it). */
 static long line_step(const char *line, int json)
 {
+    size_t len = strlen(line);
+    if (json && (len == 0 || line[len - 1] != '}'))
+        return -1;
+    if (!json) {
+        int commas = 0, ncols = 0;
+        for (const char *p = line; *p; p++)
+            commas += *p == ',';
+        while (train_metric_columns[ncols])
+            ncols++;
+        if (commas != ncols - 1)
+            return -1;
+    }
     const char *p = json ? strstr(line, "\"step\":") : strchr(line, ',');
     if (!p)
         return -1;
@@ -150,7 +163,8 @@ static cser_status truncate_rows(const char *path, long keep, int header, int js
     int lineno = 0;
     for (char *save = NULL, *l = strtok_r(data, "\n", &save); l;
          l = strtok_r(NULL, "\n", &save), lineno++) {
-        if (lineno < header || line_step(l, json) <= keep) {
+        long st = lineno < header ? 0 : line_step(l, json);
+        if (lineno < header || (st >= 0 && st <= keep)) {
             size_t k = strlen(l);
             memcpy(out + used, l, k);
             out[used + k] = '\n';
