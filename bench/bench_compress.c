@@ -98,20 +98,28 @@ typedef struct {
     void *msg;
 } pipe_t;
 
-/* select + encode + decode_add(avg) + residual in place; returns the wire bytes. */
+/* select + encode + decode_add(avg) + residual in place; returns the wire bytes and
+ * the time of each stage (select + encode, decode_add, residual) in stage[3]. */
 static size_t run_pipeline(pipe_t *p, const cser_params *L, uint64_t step, float *w,
-                           float *avg)
+                           float *avg, double *stage)
 {
     cser_draw d = {.seed = 1, .step = step, .salt = 0, .rank = 0};
     const cser_support *sup = NULL;
     size_t bytes = 0;
+    double t0 = now_ms();
     if (cser_compressor_allreduce_compatible(p->c)) {
         CHECK(cser_compressor_select(p->c, L, &d, &p->sup));
         sup = &p->sup;
     }
     CHECK(cser_compressor_encode(p->c, L, &d, sup, w, p->msg, &bytes));
+    double t1 = now_ms();
     CHECK(cser_compressor_decode_add(p->c, L, sup, p->msg, bytes, 0.125f, avg));
+    double t2 = now_ms();
     CHECK(cser_compressor_decode_add(p->c, L, sup, p->msg, bytes, -1.0f, w));
+    double t3 = now_ms();
+    stage[0] = t1 - t0;
+    stage[1] = t2 - t1;
+    stage[2] = t3 - t2;
     return bytes;
 }
 
@@ -119,7 +127,7 @@ static void bench_one(const char *spec, const cser_params *L, const float *v, fl
                       float *avg, float *dst, int reps)
 {
     pipe_t p;
-    double tm[64], tp[64], ratio[64];
+    double tm[64], tp[64], ratio[64], st[3][64], stage[3];
     size_t bytes = 0;
     CHECK(cser_compressor_create_spec(spec, &p.c));
     cser_support_init(&p.sup);
@@ -127,16 +135,18 @@ static void bench_one(const char *spec, const cser_params *L, const float *v, fl
     if (!p.msg)
         exit(1);
     memcpy(w, v, L->d * sizeof *w);
-    run_pipeline(&p, L, 0, w, avg); /* warm-up: scratch grows here */
+    run_pipeline(&p, L, 0, w, avg, stage); /* warm-up: scratch grows here */
     for (int r = 0; r < reps; r++) {
         memcpy(w, v, L->d * sizeof *w);
         double t0 = now_ms();
         memcpy(dst, v, L->d * sizeof *dst);
         double t1 = now_ms();
-        bytes = run_pipeline(&p, L, (uint64_t)r + 1, w, avg);
+        bytes = run_pipeline(&p, L, (uint64_t)r + 1, w, avg, stage);
         double t2 = now_ms();
         tm[r] = t1 - t0;
         tp[r] = t2 - t1;
+        for (int k = 0; k < 3; k++)
+            st[k][r] = stage[k];
         ratio[r] = tm[r] / tp[r];
     }
     double gb = 4.0 * (double)L->d / 1e9;
@@ -144,9 +154,11 @@ static void bench_one(const char *spec, const cser_params *L, const float *v, fl
     double rmax = ratio[0];
     for (int r = 1; r < reps; r++)
         rmax = ratio[r] > rmax ? ratio[r] : rmax;
-    printf("| %-12s | %9.2f | %9.2f | %8.2f | %9.2f | %9.2f | %6.2f | %6.2f | %7.1f |\n",
-           spec, pmin, median(tp, reps), gb / (pmin * 1e-3), mmin, median(tm, reps),
-           rmax, median(ratio, reps), 4.0 * (double)L->d / (double)(bytes ? bytes : 1));
+    printf("| %-12s | %7.2f | %7.2f | %7.2f | %7.2f %7.2f %7.2f | %7.2f | %7.2f | %5.2f "
+           "| %5.2f | %6.1f |\n",
+           spec, pmin, median(tp, reps), gb / (pmin * 1e-3), median(st[0], reps),
+           median(st[1], reps), median(st[2], reps), mmin, median(tm, reps), rmax,
+           median(ratio, reps), 4.0 * (double)L->d / (double)(bytes ? bytes : 1));
     free(p.msg);
     cser_support_free(&p.sup);
     cser_compressor_free(p.c);
@@ -170,9 +182,10 @@ static int bench_table(int reps)
            "ratio = memcpy time / pipeline time (>= 1 means at least memcpy speed), "
            "%d repetitions, memcpy timed right before each pipeline.\n\n",
            L.ntensors, L.d, 4.0 * (double)L.d / 1e6, reps);
-    printf("| compressor   | pipe min ms | pipe med ms | GB/s (min) | memcpy min ms | "
-           "memcpy med ms | ratio best | ratio med | wire ratio |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("| compressor | pipe min ms | pipe med ms | GB/s (min) | med ms: encode, "
+           "decode, resid | memcpy min ms | memcpy med ms | ratio best | ratio med | "
+           "wire ratio |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
         bench_one(specs[i], &L, v, w, avg, dst, reps);
     cser_free_floats(v);
