@@ -18,6 +18,8 @@ static const struct {
 } methods[] = {
     {"sgd", 0},     {"local-sgd", 4}, {"ef-sgd", 16}, {"qsparse", 16},
     {"cser", 16},   {"cser-fused", 16}, {"csea", 16},  {"cser-pl", 16},
+    /* compressors whose messages are allgathered */
+    {"ef-sgd:c=topk:16", 0}, {"cser:c1=sign,c2=qsgd:4,h=4", 0},
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
