@@ -41,7 +41,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MC_SEG ((size_t)1 << 16)       /* floats per point-to-point allreduce message */
+/* Floats per point-to-point allreduce message (segments pipeline the sums with the
+ * transfers); CSER_MPI_SEG=<floats> overrides it at communicator creation. */
+#define MC_SEG_DEFAULT ((size_t)1 << 15)
+static size_t MC_SEG = MC_SEG_DEFAULT;
 #define MC_BYTE_PIECE ((size_t)1 << 30) /* bytes per allgather/bcast message           */
 #define MC_FLOAT_PIECE ((size_t)1 << 30) /* floats per MPI_Allreduce call (fast mode)  */
 #define TAG_AG 1
@@ -547,6 +550,9 @@ static cser_status mc_setup(mc_ctx *x, int *rank, int *size)
 
 cser_status cser_comm_mpi_create(cser_comm_t **out)
 {
+    const char *seg = getenv("CSER_MPI_SEG");
+    long v = seg ? strtol(seg, NULL, 10) : 0;
+    MC_SEG = v >= 256 && v <= (1L << 28) ? (size_t)v : MC_SEG_DEFAULT;
     if (!out)
         return cser_error(CSER_ERR_INVALID, "mpi communicator: out is NULL");
     *out = NULL;
