@@ -17,7 +17,8 @@ static void join_args(int argc, char **argv, char *buf, size_t n)
 }
 
 /* "10G" and "50us" forms of the modeled network. */
-static void format_network(double bps, double lat, char *bw, size_t nb, char *lt, size_t nl)
+static void format_network(double bps, double lat, char *bw, size_t nb, char *lt,
+                           size_t nl)
 {
     const char *suf = "";
     if (bps >= 1e9) {
@@ -39,8 +40,10 @@ static void print_summary(const cser_train_config *cfg, const cser_train_result 
     char bw[32], lat[32];
     format_network(cfg->net_bandwidth, cfg->net_latency, bw, sizeof bw, lat, sizeof lat);
     printf("\ncser train: %s after %ld steps (%.2f epochs), %d workers, d = %zu\n",
-           r->diverged ? "DIVERGED" : r->stopped ? "stopped (--stop-after)" : "done", r->steps, r->epochs, r->workers,
-           r->d);
+           r->diverged  ? "DIVERGED"
+           : r->stopped ? "stopped (--stop-after)"
+                        : "done",
+           r->steps, r->epochs, r->workers, r->d);
     printf("  method          %s\n", r->method);
     if (r->diverged)
         printf("  test accuracy   n/a: the run diverged (see metrics: row 'diverged')\n");
@@ -49,18 +52,21 @@ static void print_summary(const cser_train_config *cfg, const cser_train_result 
                100 * r->test_acc, r->test_loss, r->evaluated);
     printf("  train loss      %.4f  (mean over workers, last evaluation interval)\n",
            r->train_loss);
-    printf("  bytes/worker    %.3f MB up, %.3f MB down, %llu messages\n", r->bytes_up / 1e6,
-           r->bytes_down / 1e6, (unsigned long long)r->messages);
+    printf("  bytes/worker    %.3f MB up, %.3f MB down, %llu messages\n",
+           r->bytes_up / 1e6, r->bytes_down / 1e6, (unsigned long long)r->messages);
     if (r->actual_rc > 0)
-        printf("  R_C             actual %.1f, nominal %.1f  (SGD's dense allreduce bytes "
-               "over bytes moved per step)\n", r->actual_rc, r->nominal_rc);
+        printf(
+            "  R_C             actual %.1f, nominal %.1f  (SGD's dense allreduce bytes "
+            "over bytes moved per step)\n",
+            r->actual_rc, r->nominal_rc);
     else
-        printf("  R_C             actual n/a (nothing moved), nominal %.1f\n", r->nominal_rc);
+        printf("  R_C             actual n/a (nothing moved), nominal %.1f\n",
+               r->nominal_rc);
     printf("  time            measured %.1f s (compute %.1f s, in collectives %.1f s)\n",
            r->wall_s, r->compute_s, r->comm_s);
     printf("  modeled         %.1f s on %sbit/s, %s per message (compute %.1f s + "
-           "communication %.2f s)\n", r->compute_s + r->modeled_comm_s, bw, lat,
-           r->compute_s, r->modeled_comm_s);
+           "communication %.2f s)\n",
+           r->compute_s + r->modeled_comm_s, bw, lat, r->compute_s, r->modeled_comm_s);
     if (!r->diverged)
         printf("  model hash      %016llx (every worker's final model, in rank order)\n",
                (unsigned long long)r->model_hash);
@@ -89,7 +95,7 @@ int cli_train(int argc, char **argv)
         print_summary(&cfg, &r);
     fflush(stdout);
     if (s != CSER_OK && (r.rank == 0 || s == CSER_ERR_IO || s == CSER_ERR_NOMEM))
-        fprintf(stderr, "cser train: %s%s\n", s == CSER_ERR_DIVERGED ? "" : "error: ",
-                cser_last_error());
+        fprintf(stderr, "cser train: %s%s\n",
+                s == CSER_ERR_DIVERGED ? "" : "error: ", cser_last_error());
     return cli_exit_status(s);
 }

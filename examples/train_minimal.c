@@ -30,7 +30,8 @@ int main(int argc, char **argv)
     cser_train_result r;
     cser_status s = cser_train_run(&cfg, stdout, &r);
     if (s != CSER_OK) {
-        fprintf(stderr, "training failed: %s: %s\n", cser_status_str(s), cser_last_error());
+        fprintf(stderr, "training failed: %s: %s\n", cser_status_str(s),
+                cser_last_error());
         return 1;
     }
 

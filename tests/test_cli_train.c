@@ -13,8 +13,9 @@
 #include <unistd.h>
 
 #define CSER_BIN CSER_BINARY_DIR "/cser"
-#define SMALL "--dataset synthetic --model mlp --workers 2 --batch 16 " \
-              "--train-subset 256 --test-subset 64 --warmup 0"
+#define SMALL                                                                            \
+    "--dataset synthetic --model mlp --workers 2 --batch 16 "                            \
+    "--train-subset 256 --test-subset 64 --warmup 0"
 
 static char tmp_root[256];
 static char out_path[512], err_path[512];
@@ -131,8 +132,9 @@ static void test_bad_options_exit_2_with_one_line(void **state)
         for (char *p = err; (p = strchr(p, '\n')); p++)
             lines++;
         if (rc != 2 || lines != 1 || !strstr(err, cases[i][1]))
-            fail_msg("case '%s': exit %d, stderr (%zu lines): %s (wanted exit 2 and '%s')",
-                     cases[i][0], rc, lines, err, cases[i][1]);
+            fail_msg(
+                "case '%s': exit %d, stderr (%zu lines): %s (wanted exit 2 and '%s')",
+                cases[i][0], rc, lines, err, cases[i][1]);
         assert_false(exists(out, "metrics.csv") || exists(out, "checkpoint.bin"));
         free(err);
     }
@@ -147,8 +149,13 @@ static void test_small_run_summary_and_files(void **state)
     char *out = slurp(out_path), *err = slurp(err_path);
     if (rc != 0)
         fail_msg("exit %d\nstdout: %s\nstderr: %s", rc, out, err);
-    const char *want[] = {"resolved configuration", "test accuracy", "bytes/worker",
-                          "R_C             actual", "nominal", "modeled", "10G"};
+    const char *want[] = {"resolved configuration",
+                          "test accuracy",
+                          "bytes/worker",
+                          "R_C             actual",
+                          "nominal",
+                          "modeled",
+                          "10G"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(out, want[i]))
             fail_msg("summary lacks '%s':\n%s", want[i], out);
@@ -166,8 +173,8 @@ static void test_divergence_exit_3(void **state)
     (void)state;
     char dir[512];
     snprintf(dir, sizeof dir, "%s/div", tmp_root);
-    int rc = run("train " SMALL " --steps 20 --lr 1e8 --lr-schedule const --quiet --out %s",
-                 dir);
+    int rc = run(
+        "train " SMALL " --steps 20 --lr 1e8 --lr-schedule const --quiet --out %s", dir);
     char *err = slurp(err_path);
     if (rc != 3 || !strstr(err, "diverged"))
         fail_msg("exit %d, stderr: %s (wanted 3 and 'diverged')", rc, err);
@@ -204,7 +211,8 @@ static void test_tune_writes_a_spec_train_accepts(void **state)
     char dir[512], p[600];
     snprintf(dir, sizeof dir, "%s/tune", tmp_root);
     int rc = run("tune " SMALL " --method cser --rc 16 --budget-steps 3 --lr-grid 0.05 "
-                 "--quiet --out %s", dir);
+                 "--quiet --out %s",
+                 dir);
     char *out = slurp(out_path);
     if (rc != 0)
         fail_msg("tune exit %d: %s %s", rc, out, slurp(err_path));

@@ -1,5 +1,6 @@
 /* test_train_options.c: the trainer's option table: defaults, every option parsed,
- * errors naming the option, the method/--rc rule, learning-rate schedules, config JSON. */
+ * errors naming the option, the method/--rc rule, learning-rate schedules, config
+ * JSON. */
 #include "testutil.h"
 
 #include <math.h>
@@ -8,7 +9,8 @@
 #include <string.h>
 
 /* Parses a NULL-terminated list of arguments after "train". */
-static cser_status parse(cser_train_config *c, cser_train_cmd cmd, const char *const *args)
+static cser_status parse(cser_train_config *c, cser_train_cmd cmd,
+                         const char *const *args)
 {
     char *argv[64];
     int argc = 0;
@@ -40,16 +42,15 @@ static void test_defaults_are_the_main_job(void **state)
 static void test_every_option_parses(void **state)
 {
     (void)state;
-    const char *args[] = {"--method", "ef-sgd", "--rc", "32", "--model", "mlp",
-                          "--dataset", "synthetic", "--data-dir", "/tmp/x", "--workers", "3",
-                          "--threads", "2", "--batch", "7", "--epochs", "2.5", "--lr", "0.3",
-                          "--momentum", "0.5", "--nesterov", "0", "--wd", "5e-4",
-                          "--lr-schedule", "step:60,120,160:0.2", "--warmup", "1.5",
-                          "--split", "dirichlet:0.3", "--seed", "99", "--eval-every", "11",
-                          "--out", "/tmp/o", "--checkpoint-every", "5", "--resume", "/tmp/r",
-                          "--net-bandwidth", "1G", "--net-latency", "20us", "--clip-norm",
-                          "2.5", "--train-subset", "100", "--test-subset", "50",
-                          "--stop-after", "4", "--timeout", "30", "--quiet", NULL};
+    const char *args[] = {
+        "--method", "ef-sgd", "--rc", "32", "--model", "mlp", "--dataset", "synthetic",
+        "--data-dir", "/tmp/x", "--workers", "3", "--threads", "2", "--batch", "7",
+        "--epochs", "2.5", "--lr", "0.3", "--momentum", "0.5", "--nesterov", "0",
+        "--wd", "5e-4", "--lr-schedule", "step:60,120,160:0.2", "--warmup", "1.5",
+        "--split", "dirichlet:0.3", "--seed", "99", "--eval-every", "11", "--out",
+        "/tmp/o", "--checkpoint-every", "5", "--resume", "/tmp/r", "--net-bandwidth",
+        "1G", "--net-latency", "20us", "--clip-norm", "2.5", "--train-subset", "100",
+        "--test-subset", "50", "--stop-after", "4", "--timeout", "30", "--quiet", NULL};
     cser_train_config c;
     assert_cser_ok(parse(&c, CSER_CMD_TRAIN, args));
     assert_string_equal(c.method, "ef-sgd");
@@ -143,7 +144,8 @@ static void test_method_and_rc_rule(void **state)
     assert_string_equal(oc.c1, want.c1);
     assert_string_equal(oc.c2, want.c2);
     assert_int_equal(oc.h, want.h);
-    const char *a2[] = {"--method", "cser:c1=grbs:4,c2=grbs:64,h=16", "--wd", "0.01", NULL};
+    const char *a2[] = {"--method", "cser:c1=grbs:4,c2=grbs:64,h=16", "--wd", "0.01",
+                        NULL};
     assert_cser_ok(parse(&c, CSER_CMD_TRAIN, a2));
     assert_cser_ok(cser_train_resolve_method(&c, &oc));
     assert_int_equal(oc.h, 16);
@@ -175,7 +177,8 @@ static void test_schedules(void **state)
     assert_true(cser_schedule_lr(&s, 0.5, 99, 100, 10, 1) < 0.001);
     assert_cser_ok(cser_schedule_parse("const", &s));
     assert_true(cser_schedule_lr(&s, 0.5, 77, 100, 10, 0) == 0.5);
-    assert_cser_fails(cser_schedule_parse("step:10,20", &s), CSER_ERR_INVALID, "step:10,20");
+    assert_cser_fails(cser_schedule_parse("step:10,20", &s), CSER_ERR_INVALID,
+                      "step:10,20");
     assert_cser_fails(cser_schedule_parse("step:10:2", &s), CSER_ERR_INVALID, "factor");
 }
 
@@ -198,13 +201,13 @@ static void test_config_json_and_help(void **state)
     FILE *f = open_memstream(&text, &len);
     cser_train_print_help(f, CSER_CMD_TRAIN);
     fclose(f);
-    const char *opts[] = {"--method", "--rc", "--model", "--dataset", "--data-dir",
-                          "--workers", "--backend", "--threads", "--batch", "--epochs",
-                          "--steps", "--lr ", "--momentum", "--nesterov", "--wd",
-                          "--lr-schedule", "--warmup", "--split", "--seed", "--eval-every",
-                          "--out", "--checkpoint-every", "--resume", "--net-bandwidth",
-                          "--net-latency", "--clip-norm", "--train-subset", "--test-subset",
-                          "--quiet", "[10G]", "[50us]", "[cosine]"};
+    const char *opts[] = {
+        "--method", "--rc", "--model", "--dataset", "--data-dir", "--workers",
+        "--backend", "--threads", "--batch", "--epochs", "--steps", "--lr ",
+        "--momentum", "--nesterov", "--wd", "--lr-schedule", "--warmup", "--split",
+        "--seed", "--eval-every", "--out", "--checkpoint-every", "--resume",
+        "--net-bandwidth", "--net-latency", "--clip-norm", "--train-subset",
+        "--test-subset", "--quiet", "[10G]", "[50us]", "[cosine]"};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         if (!strstr(text, opts[i]))
             fail_msg("--help lacks %s", opts[i]);

@@ -16,10 +16,17 @@ static const struct {
     const char *method;
     double rc;
 } methods[] = {
-    {"sgd", 0},     {"local-sgd", 4}, {"ef-sgd", 16}, {"qsparse", 16},
-    {"cser", 16},   {"cser-fused", 16}, {"csea", 16},  {"cser-pl", 16},
+    {"sgd", 0},
+    {"local-sgd", 4},
+    {"ef-sgd", 16},
+    {"qsparse", 16},
+    {"cser", 16},
+    {"cser-fused", 16},
+    {"csea", 16},
+    {"cser-pl", 16},
     /* compressors whose messages are allgathered */
-    {"ef-sgd:c=topk:16", 0}, {"cser:c1=sign,c2=qsgd:4,h=4", 0},
+    {"ef-sgd:c=topk:16", 0},
+    {"cser:c1=sign,c2=qsgd:4,h=4", 0},
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
@@ -57,7 +64,8 @@ static cser_train_config small_config(int m, const char *sub)
     c.warmup = 0;
     c.quiet = 1;
     if (sub)
-        snprintf(c.out_dir, sizeof c.out_dir, "%s/%s-%s", tmp_root, sub, methods[m].method);
+        snprintf(c.out_dir, sizeof c.out_dir, "%s/%s-%s", tmp_root, sub,
+                 methods[m].method);
     return c;
 }
 
@@ -86,7 +94,8 @@ static char *reproducible_columns(const char *dir)
     for (char *save = NULL, *l = strtok_r(csv, "\n", &save); l;
          l = strtok_r(NULL, "\n", &save)) {
         int col = 0;
-        for (char *s2 = NULL, *f = strtok_r(l, ",", &s2); f; f = strtok_r(NULL, ",", &s2)) {
+        for (char *s2 = NULL, *f = strtok_r(l, ",", &s2); f;
+             f = strtok_r(NULL, ",", &s2)) {
             if (col != 10 && col != 11 && col != 13 && col != 14)
                 used += (size_t)sprintf(out + used, "%s,", f);
             col++;
@@ -105,14 +114,16 @@ static void test_every_method_trains_and_writes_metrics(void **state)
         cser_train_result r;
         cser_status s = cser_train_run(&c, NULL, &r);
         if (s != CSER_OK)
-            fail_msg("%s: %s: %s", methods[m].method, cser_status_str(s), cser_last_error());
+            fail_msg("%s: %s: %s", methods[m].method, cser_status_str(s),
+                     cser_last_error());
         assert_int_equal(r.steps, 8);
         assert_true(r.test_acc >= 0 && r.test_acc <= 1 && isfinite(r.train_loss));
         char *csv = slurp(c.out_dir, "metrics.csv");
         assert_non_null(csv);
-        const char *cols[] = {"step", "epoch", "lr", "train_loss", "test_loss", "test_acc",
-                              "bytes_up", "bytes_down", "messages", "compute_s", "comm_s",
-                              "modeled_comm_s", "wall_s"};
+        const char *cols[] = {"step",      "epoch",     "lr",       "train_loss",
+                              "test_loss", "test_acc",  "bytes_up", "bytes_down",
+                              "messages",  "compute_s", "comm_s",   "modeled_comm_s",
+                              "wall_s"};
         char *nl = strchr(csv, '\n');
         assert_non_null(nl);
         *nl = '\0';
@@ -122,7 +133,8 @@ static void test_every_method_trains_and_writes_metrics(void **state)
             char head[1024];
             snprintf(head, sizeof head, ",%s,", csv);
             if (!strstr(head, want))
-                fail_msg("%s: metrics.csv header lacks %s: %s", methods[m].method, cols[i], csv);
+                fail_msg("%s: metrics.csv header lacks %s: %s", methods[m].method,
+                         cols[i], csv);
         }
         /* rows at steps 3, 6 (eval) and 8 (final) */
         int rows = 0;
@@ -194,9 +206,11 @@ static void test_resume_is_bitwise(void **state)
             fail_msg("%s: resumed run differs: hash %016llx vs %016llx, acc %g vs %g",
                      methods[m].method, (unsigned long long)rr.model_hash,
                      (unsigned long long)rf.model_hash, rr.test_acc, rf.test_acc);
-        char *a = reproducible_columns(full.out_dir), *b = reproducible_columns(part.out_dir);
+        char *a = reproducible_columns(full.out_dir),
+             *b = reproducible_columns(part.out_dir);
         if (strcmp(a, b) != 0)
-            fail_msg("%s: metrics differ after resume:\n%s---\n%s", methods[m].method, a, b);
+            fail_msg("%s: metrics differ after resume:\n%s---\n%s", methods[m].method, a,
+                     b);
         free(a);
         free(b);
     }
@@ -259,8 +273,8 @@ static void test_huge_lr_diverges_for_every_method(void **state)
         cser_error_clear();
         cser_status s = cser_train_run(&c, NULL, &r);
         if (s != CSER_ERR_DIVERGED)
-            fail_msg("%s with lr 1e8: status %s (%s), expected diverged", methods[m].method,
-                     cser_status_str(s), cser_last_error());
+            fail_msg("%s with lr 1e8: status %s (%s), expected diverged",
+                     methods[m].method, cser_status_str(s), cser_last_error());
         assert_true(r.diverged);
         assert_non_null(strstr(cser_last_error(), "diverged after"));
         char *csv = slurp(c.out_dir, "metrics.csv");
@@ -296,8 +310,8 @@ static void test_gradient_clipping(void **state)
     assert_cser_ok(cser_train_run(&c, NULL, &tight));
     assert_true(tight.model_hash != plain.model_hash);
     if (!(tight.train_loss > plain.train_loss && tight.test_acc <= plain.test_acc))
-        fail_msg("clipped run: loss %g acc %g, unclipped: loss %g acc %g", tight.train_loss,
-                 tight.test_acc, plain.train_loss, plain.test_acc);
+        fail_msg("clipped run: loss %g acc %g, unclipped: loss %g acc %g",
+                 tight.train_loss, tight.test_acc, plain.train_loss, plain.test_acc);
 }
 
 static void test_more_workers_than_samples(void **state)

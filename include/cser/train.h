@@ -37,7 +37,8 @@ typedef struct {
     double rc;                     /* target R_C; 0 = default 256 when the method spec
                                       names no compressor (c=, c1=, c2=)               */
     char model[64];                /* mlp, cnn, resnet8, resnet20                      */
-    char dataset[64];              /* fashion-mnist, mnist, cifar10, cifar100, synthetic */
+    char dataset[64];              /* fashion-mnist, mnist, cifar10, cifar100,
+                                      synthetic                                        */
     char data_dir[CSER_TRAIN_PATH];/* "" = the dataset's default directory            */
     int workers;                   /* n; 0 = 8 on threads, the number of ranks on mpi  */
     char backend[16];              /* threads | mpi                                    */
@@ -60,7 +61,8 @@ typedef struct {
     char resume[CSER_TRAIN_PATH];  /* continue the run checkpointed in this directory  */
     double net_bandwidth;          /* modeled network, bits per second                 */
     double net_latency;            /* modeled latency per message, seconds             */
-    double clip_norm;              /* clip each worker's gradient to this L2 norm (0 = off) */
+    double clip_norm;              /* clip each worker's gradient to this L2 norm
+                                      (0 = off)                                        */
     long train_subset;             /* keep the first N training examples (0 = all)     */
     long test_subset;              /* keep the first N test examples (0 = all)         */
     long stop_after;               /* stop after this many steps of this invocation, as

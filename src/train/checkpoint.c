@@ -19,7 +19,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#define CKPT_MAGIC "CSERCKPT"
+#define CKPT_MAGIC  "CSERCKPT"
 #define CKPT_FORMAT 1u
 
 typedef struct {
@@ -27,7 +27,7 @@ typedef struct {
     size_t used, cap;
     const unsigned char *r; /* reading */
     size_t rpos, rlen;
-    int bad;                /* a read went past the end */
+    int bad; /* a read went past the end */
 } ckbuf;
 
 static void put(ckbuf *b, const void *src, size_t n)
@@ -36,8 +36,14 @@ static void put(ckbuf *b, const void *src, size_t n)
     b->used += n;
 }
 
-static void put_u64(ckbuf *b, uint64_t v) { put(b, &v, 8); }
-static void put_f64(ckbuf *b, double v) { put(b, &v, 8); }
+static void put_u64(ckbuf *b, uint64_t v)
+{
+    put(b, &v, 8);
+}
+static void put_f64(ckbuf *b, double v)
+{
+    put(b, &v, 8);
+}
 
 static const void *get(ckbuf *b, size_t n)
 {
@@ -142,11 +148,12 @@ static cser_status config_mismatch(const char *path, const char *saved, const ch
     while (*saved || *now) {
         size_t ls = strcspn(saved, "\n"), ln = strcspn(now, "\n");
         if (ls != ln || strncmp(saved, now, ls) != 0) {
-            return cser_error(CSER_ERR_MISMATCH,
-                              "checkpoint '%s' is from another configuration: it has "
-                              "'%.*s', this run has '%.*s' (resume with the options of the "
-                              "original run, or start a new --out)",
-                              path, (int)ls, saved, (int)ln, now);
+            return cser_error(
+                CSER_ERR_MISMATCH,
+                "checkpoint '%s' is from another configuration: it has "
+                "'%.*s', this run has '%.*s' (resume with the options of the "
+                "original run, or start a new --out)",
+                path, (int)ls, saved, (int)ln, now);
         }
         saved += ls + (saved[ls] == '\n');
         now += ln + (now[ln] == '\n');
@@ -159,22 +166,30 @@ static cser_status check_header(const char *path, const unsigned char *d, size_t
                                 int nworkers)
 {
     if (n < 8 + 4 + 4 + 16 + 4 || memcmp(d, CKPT_MAGIC, 8) != 0)
-        return cser_error(CSER_ERR_FORMAT, "checkpoint '%s': not a cser checkpoint "
-                          "(expected magic %s, %zu bytes)", path, CKPT_MAGIC, n);
+        return cser_error(CSER_ERR_FORMAT,
+                          "checkpoint '%s': not a cser checkpoint "
+                          "(expected magic %s, %zu bytes)",
+                          path, CKPT_MAGIC, n);
     uint32_t fmt, nw, crc_file;
     memcpy(&fmt, d + 8, 4);
     memcpy(&nw, d + 12, 4);
     memcpy(&crc_file, d + n - 4, 4);
     if (fmt != CKPT_FORMAT)
-        return cser_error(CSER_ERR_FORMAT, "checkpoint '%s': format version %u, this "
-                          "cser %s reads version %u", path, fmt, cser_version(), CKPT_FORMAT);
+        return cser_error(CSER_ERR_FORMAT,
+                          "checkpoint '%s': format version %u, this "
+                          "cser %s reads version %u",
+                          path, fmt, cser_version(), CKPT_FORMAT);
     uint32_t crc = (uint32_t)crc32(0L, d, (uInt)(n - 4));
     if (crc != crc_file)
-        return cser_error(CSER_ERR_FORMAT, "checkpoint '%s' is corrupt: crc32 0x%08x, "
-                          "expected 0x%08x", path, crc, crc_file);
+        return cser_error(CSER_ERR_FORMAT,
+                          "checkpoint '%s' is corrupt: crc32 0x%08x, "
+                          "expected 0x%08x",
+                          path, crc, crc_file);
     if ((int)nw != nworkers)
-        return cser_error(CSER_ERR_MISMATCH, "checkpoint '%s' has %u workers, this run "
-                          "has %d", path, nw, nworkers);
+        return cser_error(CSER_ERR_MISMATCH,
+                          "checkpoint '%s' has %u workers, this run "
+                          "has %d",
+                          path, nw, nworkers);
     return CSER_OK;
 }
 
@@ -199,8 +214,10 @@ static cser_status read_workers(const char *path, ckbuf *b, int n, train_ckpt_wo
         w[r].loader.pos = get_u64(b);
     }
     if (b->bad || b->rpos != b->rlen)
-        return cser_error(CSER_ERR_FORMAT, "checkpoint '%s': worker sections do not match "
-                          "the file size", path);
+        return cser_error(CSER_ERR_FORMAT,
+                          "checkpoint '%s': worker sections do not match "
+                          "the file size",
+                          path);
     return CSER_OK;
 }
 

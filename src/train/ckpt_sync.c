@@ -39,7 +39,8 @@ static cser_status pack_state(train_worker *w, unsigned char **out, uint64_t *by
 }
 
 /* Views a packed state as a train_ckpt_worker (pointers into p). */
-static cser_status view_state(const unsigned char *p, uint64_t bytes, train_ckpt_worker *o)
+static cser_status view_state(const unsigned char *p, uint64_t bytes,
+                              train_ckpt_worker *o)
 {
     uint64_t ob, nb;
     if (bytes < 32)
@@ -58,7 +59,8 @@ static cser_status view_state(const unsigned char *p, uint64_t bytes, train_ckpt
     memcpy(&o->loader.pos, p + 24 + ob + 4 * nb, 8);
     return CSER_OK;
 bad:
-    return cser_error(CSER_ERR_INTERNAL, "checkpoint: a worker's packed state is malformed");
+    return cser_error(CSER_ERR_INTERNAL,
+                      "checkpoint: a worker's packed state is malformed");
 }
 
 /* Broadcasts rank 0's status; other ranks get `code` with a short message. */
@@ -97,8 +99,9 @@ cser_status train_ckpt_save(train_worker *w)
     CSER_CHECK(pack_state(w, &mine, &mysize));
     unsigned char **blobs = w->rank == 0 ? calloc((size_t)n, sizeof *blobs) : NULL;
     uint64_t *sizes = w->rank == 0 ? calloc((size_t)n, sizeof *sizes) : NULL;
-    cser_status s = (w->rank != 0 || (blobs && sizes)) ? CSER_OK
-                    : cser_error(CSER_ERR_NOMEM, "checkpoint: out of memory");
+    cser_status s = (w->rank != 0 || (blobs && sizes))
+                        ? CSER_OK
+                        : cser_error(CSER_ERR_NOMEM, "checkpoint: out of memory");
     for (int r = 1; r < n; r++) {
         uint64_t size = w->rank == r ? mysize : 0;
         CSER_CHECK(train_bcast_uncounted(w->comm, &size, 8, r));
@@ -132,9 +135,10 @@ static cser_status restore(train_worker *w, const train_ckpt_worker *cw)
 {
     size_t nb = cser_model_nbuffers(w->model);
     if (cw->nbuffers != nb)
-        return cser_error(CSER_ERR_MISMATCH, "checkpoint '%s': worker %d has %zu "
-                          "batch-norm values, the model has %zu", w->sh->resume_path,
-                          w->rank, (size_t)cw->nbuffers, nb);
+        return cser_error(CSER_ERR_MISMATCH,
+                          "checkpoint '%s': worker %d has %zu "
+                          "batch-norm values, the model has %zu",
+                          w->sh->resume_path, w->rank, (size_t)cw->nbuffers, nb);
     CSER_CHECK(cser_optim_load(w->opt, cw->optim, cw->optim_bytes));
     if (nb)
         memcpy(cser_model_buffers(w->model), cw->buffers, 4 * nb);
@@ -211,7 +215,7 @@ cser_status train_ckpt_load(train_worker *w)
         return s;
     if (bad > 0)
         return cser_error(CSER_ERR_MISMATCH, "restoring the checkpoint failed on another "
-                          "worker");
+                                             "worker");
     w->step = (long)head.step;
     w->base = head;
     w->loss_sum = head.loss_sum;

@@ -12,10 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *const train_metric_columns[] = {
-    "event", "step", "epoch", "lr", "train_loss", "test_loss", "test_acc", "bytes_up",
-    "bytes_down", "messages", "compute_s", "comm_s", "modeled_comm_s", "modeled_total_s",
-    "wall_s", NULL};
+const char *const train_metric_columns[] = {"event",          "step",
+                                            "epoch",          "lr",
+                                            "train_loss",     "test_loss",
+                                            "test_acc",       "bytes_up",
+                                            "bytes_down",     "messages",
+                                            "compute_s",      "comm_s",
+                                            "modeled_comm_s", "modeled_total_s",
+                                            "wall_s",         NULL};
 
 struct train_metrics {
     FILE *csv;
@@ -221,7 +225,8 @@ static void num(char *buf, size_t n, double x, int json)
     if (isfinite(x))
         snprintf(buf, n, "%.9g", x);
     else
-        snprintf(buf, n, "%s", json ? "null" : (isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf")));
+        snprintf(buf, n, "%s",
+                 json ? "null" : (isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf")));
 }
 
 static void write_row(FILE *f, const train_row *r, int json)
@@ -241,8 +246,9 @@ static void write_row(FILE *f, const train_row *r, int json)
         num(b, sizeof b, vals[i], json);
         fprintf(f, json ? ", \"%s\": %s" : ",%.0s%s", names[i], b);
     }
-    fprintf(f, json ? ", \"bytes_up\": %llu, \"bytes_down\": %llu, \"messages\": %llu"
-                    : ",%llu,%llu,%llu",
+    fprintf(f,
+            json ? ", \"bytes_up\": %llu, \"bytes_down\": %llu, \"messages\": %llu"
+                 : ",%llu,%llu,%llu",
             (unsigned long long)r->bytes_up, (unsigned long long)r->bytes_down,
             (unsigned long long)r->messages);
     for (int i = 0; i < 5; i++) {

@@ -26,20 +26,20 @@ typedef enum {
 enum { SCOPE_TRAIN = CSER_CMD_TRAIN, SCOPE_TUNE = CSER_CMD_TUNE, SCOPE_BOTH = 3 };
 
 typedef struct {
-    const char *name;  /* long option without the dashes                   */
+    const char *name; /* long option without the dashes                   */
     opt_type type;
-    size_t offset;     /* field in cser_train_config                       */
-    size_t size;       /* OPT_STR: field size                              */
-    int scope;         /* SCOPE_*                                          */
-    int trajectory;    /* 1: changes the run's numbers (checked on resume) */
-    double lo, hi;     /* numeric range (inclusive)                        */
-    const char *arg;   /* metavariable in --help                           */
-    const char *help;  /* one line                                         */
+    size_t offset;    /* field in cser_train_config                       */
+    size_t size;      /* OPT_STR: field size                              */
+    int scope;        /* SCOPE_*                                          */
+    int trajectory;   /* 1: changes the run's numbers (checked on resume) */
+    double lo, hi;    /* numeric range (inclusive)                        */
+    const char *arg;  /* metavariable in --help                           */
+    const char *help; /* one line                                         */
 } opt_def;
 
 #define F(field) offsetof(cser_train_config, field)
 #define S(field) sizeof(((cser_train_config *)0)->field)
-#define BIG 1e18
+#define BIG      1e18
 
 static const opt_def opts[] = {
     {"method", OPT_STR, F(method), S(method), SCOPE_BOTH, 1, 0, 0, "SPEC",
@@ -108,8 +108,8 @@ static const opt_def opts[] = {
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
-const char *const train_dataset_names[] = {"fashion-mnist", "mnist", "cifar10", "cifar100",
-                                           "synthetic", NULL};
+const char *const train_dataset_names[] = {"fashion-mnist", "mnist",     "cifar10",
+                                           "cifar100",      "synthetic", NULL};
 
 cser_train_config cser_train_default_config(void)
 {
@@ -187,7 +187,9 @@ static void format_value(const opt_def *o, const cser_train_config *c, char *buf
     case OPT_FLAG: snprintf(buf, n, "%d", *(const int *)p); break;
     case OPT_LONG: snprintf(buf, n, "%ld", *(const long *)p); break;
     case OPT_DOUBLE: format_double(*(const double *)p, buf, n); break;
-    case OPT_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case OPT_U64:
+        snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p);
+        break;
     case OPT_BANDWIDTH: train_format_bandwidth(*(const double *)p, buf, n); break;
     case OPT_LATENCY: train_format_latency(*(const double *)p, buf, n); break;
     case OPT_LRS: {
@@ -217,7 +219,8 @@ static void format_short(const opt_def *o, const cser_train_config *c, char *buf
 
 static cser_status bad(const opt_def *o, const char *v, const char *expected)
 {
-    return cser_error(CSER_ERR_INVALID, "--%s: expected %s, got '%s'", o->name, expected, v);
+    return cser_error(CSER_ERR_INVALID, "--%s: expected %s, got '%s'", o->name, expected,
+                      v);
 }
 
 static int parse_double(const char *v, double *out)
@@ -240,13 +243,27 @@ static int parse_bandwidth(const char *v, double *out)
     const char *s = v + k;
     double mul = 1;
     switch (*s) {
-    case 'k': case 'K': mul = 1e3; s++; break;
-    case 'M': mul = 1e6; s++; break;
-    case 'G': mul = 1e9; s++; break;
-    case 'T': mul = 1e12; s++; break;
+    case 'k':
+    case 'K':
+        mul = 1e3;
+        s++;
+        break;
+    case 'M':
+        mul = 1e6;
+        s++;
+        break;
+    case 'G':
+        mul = 1e9;
+        s++;
+        break;
+    case 'T':
+        mul = 1e12;
+        s++;
+        break;
     default: break;
     }
-    if (*s && strcmp(s, "bit") && strcmp(s, "bps") && strcmp(s, "b/s") && strcmp(s, "bit/s"))
+    if (*s && strcmp(s, "bit") && strcmp(s, "bps") && strcmp(s, "b/s") &&
+        strcmp(s, "bit/s"))
         return -1;
     *out *= mul;
     return 0;
@@ -397,7 +414,8 @@ cser_status cser_train_parse_args(cser_train_config *cfg, cser_train_cmd cmd, in
         if (strncmp(a, "--", 2) != 0 || !a[2])
             return cser_error(CSER_ERR_INVALID,
                               "unexpected argument '%s' (options are --NAME VALUE; see "
-                              "--help)", a);
+                              "--help)",
+                              a);
         const char *eq = strchr(a + 2, '=');
         size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
         const opt_def *o = find_opt(a + 2, len, cmd);
@@ -450,16 +468,19 @@ static int spec_names_compressor(const char *spec)
     return 0;
 }
 
-cser_status cser_train_resolve_method(const cser_train_config *cfg, cser_optim_config *out)
+cser_status cser_train_resolve_method(const cser_train_config *cfg,
+                                      cser_optim_config *out)
 {
     char name[64];
     size_t len = strcspn(cfg->method, ":");
     snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), cfg->method);
     int kind = cser_method_from_name(name);
     if (kind < 0)
-        return cser_error(CSER_ERR_INVALID,
-                          "--method: unknown method '%s' (expected sgd, local-sgd, ef-sgd, "
-                          "qsparse, cser, cser-fused, csea or cser-pl)", name);
+        return cser_error(
+            CSER_ERR_INVALID,
+            "--method: unknown method '%s' (expected sgd, local-sgd, ef-sgd, "
+            "qsparse, cser, cser-fused, csea or cser-pl)",
+            name);
     cser_status s;
     if (spec_names_compressor(cfg->method)) {
         if (cfg->rc != 0)
@@ -488,11 +509,14 @@ static cser_status validate_names(const cser_train_config *c)
     if (models && !in_list(c->model, models))
         return cser_error(CSER_ERR_INVALID,
                           "--model: unknown model '%s' (expected mlp, cnn, resnet8 or "
-                          "resnet20)", c->model);
+                          "resnet20)",
+                          c->model);
     if (!in_list(c->dataset, train_dataset_names))
-        return cser_error(CSER_ERR_INVALID,
-                          "--dataset: unknown dataset '%s' (expected fashion-mnist, mnist, "
-                          "cifar10, cifar100 or synthetic)", c->dataset);
+        return cser_error(
+            CSER_ERR_INVALID,
+            "--dataset: unknown dataset '%s' (expected fashion-mnist, mnist, "
+            "cifar10, cifar100 or synthetic)",
+            c->dataset);
     if (strcmp(c->backend, "threads") && strcmp(c->backend, "mpi"))
         return cser_error(CSER_ERR_INVALID,
                           "--backend: expected threads or mpi, got '%s'", c->backend);
@@ -525,17 +549,20 @@ cser_status cser_train_validate(const cser_train_config *c, cser_train_cmd cmd)
         else
             continue;
         if (!(x >= o->lo && x <= o->hi))
-            return cser_error(CSER_ERR_INVALID, "--%s: expected a value in [%g, %g], got %g",
-                              o->name, o->lo, o->hi, x);
+            return cser_error(CSER_ERR_INVALID,
+                              "--%s: expected a value in [%g, %g], got %g", o->name,
+                              o->lo, o->hi, x);
     }
     if (c->rc != 0 && c->rc < 1)
         return cser_error(CSER_ERR_INVALID, "--rc: expected a ratio >= 1, got %g", c->rc);
     if (!(c->lr > 0) && cmd == CSER_CMD_TRAIN)
-        return cser_error(CSER_ERR_INVALID, "--lr: expected a positive learning rate, got %g",
-                          c->lr);
+        return cser_error(CSER_ERR_INVALID,
+                          "--lr: expected a positive learning rate, got %g", c->lr);
     if (!(c->net_bandwidth > 0))
-        return cser_error(CSER_ERR_INVALID, "--net-bandwidth: expected a positive "
-                          "bandwidth, got %g", c->net_bandwidth);
+        return cser_error(CSER_ERR_INVALID,
+                          "--net-bandwidth: expected a positive "
+                          "bandwidth, got %g",
+                          c->net_bandwidth);
     if (cmd == CSER_CMD_TRAIN && (c->steps > 0) == (c->epochs > 0))
         return cser_error(CSER_ERR_INVALID,
                           c->steps > 0 ? "--epochs and --steps conflict: give the run "
@@ -617,7 +644,9 @@ int cser_train_config_json(const cser_train_config *c, cser_train_cmd cmd, char 
 {
     size_t used = 0;
     char v[512];
-#define PUT(...) (used += (size_t)snprintf(buf + (used < n ? used : n), used < n ? n - used : 0, __VA_ARGS__))
+#define PUT(...)                                                                         \
+    (used += (size_t)snprintf(buf + (used < n ? used : n), used < n ? n - used : 0,      \
+                              __VA_ARGS__))
     PUT("{\n  \"version\": \"%s\",\n  \"command_line\": ", cser_version());
     json_string(buf, n, &used, c->command_line);
     cser_optim_config oc;
@@ -632,8 +661,9 @@ int cser_train_config_json(const cser_train_config *c, cser_train_cmd cmd, char 
             continue;
         PUT(",\n  \"%s\": ", o->name);
         format_value(o, c, v, sizeof v);
-        int numeric = o->type == OPT_INT || o->type == OPT_LONG || o->type == OPT_DOUBLE ||
-                      o->type == OPT_BOOL || o->type == OPT_FLAG || o->type == OPT_U64;
+        int numeric = o->type == OPT_INT || o->type == OPT_LONG ||
+                      o->type == OPT_DOUBLE || o->type == OPT_BOOL ||
+                      o->type == OPT_FLAG || o->type == OPT_U64;
         if (o->type == OPT_BANDWIDTH || o->type == OPT_LATENCY) {
             format_double(*(const double *)((const char *)c + o->offset), v, sizeof v);
             numeric = 1;

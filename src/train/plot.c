@@ -67,7 +67,8 @@ int train_plot_curves(const char *dir, FILE *log)
     }
     if (strchr(dir, '\'')) {
         if (log)
-            fprintf(log, "warning: curves.png skipped: the output path contains a quote\n");
+            fprintf(log,
+                    "warning: curves.png skipped: the output path contains a quote\n");
         return -1;
     }
     char png[CSER_TRAIN_PATH + 32], tmp[CSER_TRAIN_PATH + 32], csv[CSER_TRAIN_PATH + 32];

@@ -11,7 +11,8 @@ static cser_status sched_bad(const char *spec, const char *why)
 {
     return cser_error(CSER_ERR_INVALID,
                       "learning-rate schedule '%s': %s (expected const, cosine or "
-                      "step:E1,E2,...:FACTOR, e.g. step:60,120,160:0.2)", spec, why);
+                      "step:E1,E2,...:FACTOR, e.g. step:60,120,160:0.2)",
+                      spec, why);
 }
 
 /* "E1,E2,...:F" after "step:". */

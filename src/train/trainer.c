@@ -37,7 +37,8 @@ static cser_status load_synthetic(const cser_train_config *c, cser_dataset *tr,
 {
     cser_synth_params p = cser_synth_default_params();
     size_t ntr = c->train_subset > 0 ? (size_t)c->train_subset : p.n;
-    size_t nte = c->test_subset > 0 ? (size_t)c->test_subset : (ntr / 4 > 256 ? ntr / 4 : 256);
+    size_t nte =
+        c->test_subset > 0 ? (size_t)c->test_subset : (ntr / 4 > 256 ? ntr / 4 : 256);
     p.n = ntr + nte;
     p.seed = c->seed;
     CSER_CHECK(cser_data_synthetic(&p, tr));
@@ -61,24 +62,27 @@ static cser_status load_datasets(const cser_train_config *c, cser_dataset *tr,
 
 /* ---- the shared description of the run ---- */
 
-static cser_status make_shared(const cser_train_config *cfg, int n, const cser_dataset *tr,
-                               const cser_dataset *te, train_shared *sh)
+static cser_status make_shared(const cser_train_config *cfg, int n,
+                               const cser_dataset *tr, const cser_dataset *te,
+                               train_shared *sh)
 {
     sh->cfg.workers = n;
     sh->n = n;
     sh->train = tr;
     sh->test = te;
     if ((size_t)n > tr->n)
-        return cser_error(CSER_ERR_INVALID, "--workers %d: more workers than training "
-                          "examples (%zu)", n, tr->n);
+        return cser_error(CSER_ERR_INVALID,
+                          "--workers %d: more workers than training "
+                          "examples (%zu)",
+                          n, tr->n);
     if (te->n == 0)
         return cser_error(CSER_ERR_INVALID, "--test-subset: the test set is empty");
     CSER_CHECK(cser_train_resolve_method(&sh->cfg, &sh->ocfg));
     CSER_CHECK(cser_schedule_parse(cfg->lr_schedule, &sh->sched));
     CSER_CHECK(cser_split_parse(cfg->split, &sh->split));
     sh->steps_per_epoch = (double)tr->n / ((double)n * cfg->batch);
-    sh->total_steps = cfg->steps > 0 ? cfg->steps
-                                     : (long)ceil(cfg->epochs * sh->steps_per_epoch);
+    sh->total_steps =
+        cfg->steps > 0 ? cfg->steps : (long)ceil(cfg->epochs * sh->steps_per_epoch);
     if (sh->total_steps < 1)
         sh->total_steps = 1;
     sh->augment = !strncmp(cfg->dataset, "cifar", 5);
@@ -239,7 +243,8 @@ cser_status cser_train_run(const cser_train_config *cfg, FILE *log,
             int n = cser_comm_size(comm), rank = cser_comm_rank(comm);
             sh->log = rank == 0 ? log : NULL;
             if (cfg->workers != 0 && cfg->workers != n)
-                s = cser_error(CSER_ERR_INVALID, "--workers %d with --backend mpi: the job "
+                s = cser_error(CSER_ERR_INVALID,
+                               "--workers %d with --backend mpi: the job "
                                "has %d ranks (one worker per rank; omit --workers)",
                                cfg->workers, n);
             else
@@ -247,7 +252,8 @@ cser_status cser_train_run(const cser_train_config *cfg, FILE *log,
             res->rank = rank;
             /* errors every rank sees alike end the job normally; others (a file that
              * only rank 0 writes, memory) abort it so that no rank waits forever */
-            if (started && (s == CSER_ERR_IO || s == CSER_ERR_NOMEM || s == CSER_ERR_INTERNAL))
+            if (started &&
+                (s == CSER_ERR_IO || s == CSER_ERR_NOMEM || s == CSER_ERR_INTERNAL))
                 cser_comm_abort(comm, cser_last_error());
             cser_comm_free(comm);
         }

@@ -35,8 +35,8 @@ static int add_cser(cser_tune_candidate *c, int k, const char *method, const cha
     cser_tune_candidate *x = &c[k];
     memset(x, 0, sizeof *x);
     if (r2 > 0)
-        snprintf(x->method, sizeof x->method, "%s:c1=%s:%.6g,c2=%s:%.6g,h=%d", method, comp,
-                 r1, comp, r2, h);
+        snprintf(x->method, sizeof x->method, "%s:c1=%s:%.6g,c2=%s:%.6g,h=%d", method,
+                 comp, r1, comp, r2, h);
     else
         snprintf(x->method, sizeof x->method, "%s:c1=%s:%.6g,c2=zero,h=%d", method, comp,
                  r1, h);
@@ -48,7 +48,8 @@ static int add_cser(cser_tune_candidate *c, int k, const char *method, const cha
 }
 
 /* The configurations (without learning rates) for cfg's method and ratio. */
-static cser_status enumerate(const cser_train_config *cfg, cser_tune_candidate *c, int *nout)
+static cser_status enumerate(const cser_train_config *cfg, cser_tune_candidate *c,
+                             int *nout)
 {
     cser_optim_config oc;
     CSER_CHECK(cser_train_resolve_method(cfg, &oc));
@@ -74,8 +75,10 @@ static cser_status enumerate(const cser_train_config *cfg, cser_tune_candidate *
         k = 1;
     }
     if (k == 0)
-        return cser_error(CSER_ERR_INVALID, "--rc %g: no configuration meets this ratio "
-                          "(expected R_C >= 2)", rc);
+        return cser_error(CSER_ERR_INVALID,
+                          "--rc %g: no configuration meets this ratio "
+                          "(expected R_C >= 2)",
+                          rc);
     *nout = k;
     return CSER_OK;
 }
@@ -126,8 +129,9 @@ static cser_status write_outputs(const char *dir, const cser_tune_result *r)
     char *buf = malloc(cap), path[CSER_TRAIN_PATH + 32];
     if (!buf)
         return cser_error(CSER_ERR_NOMEM, "tune.csv: out of memory");
-    used += (size_t)snprintf(buf, cap, "rank,method,lr,r_c1,r_c2,h,nominal_rc,actual_rc,"
-                                       "train_loss,test_acc,diverged\n");
+    used += (size_t)snprintf(buf, cap,
+                             "rank,method,lr,r_c1,r_c2,h,nominal_rc,actual_rc,"
+                             "train_loss,test_acc,diverged\n");
     for (int i = 0; i < r->ncand && used < cap; i++) {
         const cser_tune_candidate *x = &r->cand[i];
         used += (size_t)snprintf(buf + used, cap - used,
@@ -152,7 +156,8 @@ cser_status cser_tune_run(const cser_train_config *cfg, FILE *log, cser_tune_res
     out->best = -1;
     CSER_CHECK(cser_train_validate(cfg, CSER_CMD_TUNE));
     if (!strcmp(cfg->backend, "mpi"))
-        return cser_error(CSER_ERR_INVALID, "--backend mpi: cser tune runs its candidates "
+        return cser_error(CSER_ERR_INVALID,
+                          "--backend mpi: cser tune runs its candidates "
                           "on the threads backend (MPI cannot restart between runs)");
     cser_tune_candidate confs[TUNE_MAX];
     int nconf = 0;
@@ -171,7 +176,8 @@ cser_status cser_tune_run(const cser_train_config *cfg, FILE *log, cser_tune_res
                 return s;
             out->ncand++;
             if (log && !cfg->quiet) {
-                fprintf(log, "[%d/%d] %-44s lr %-6g R_C %7.1f  loss %-9.4g acc %s%.2f%%\n",
+                fprintf(log,
+                        "[%d/%d] %-44s lr %-6g R_C %7.1f  loss %-9.4g acc %s%.2f%%\n",
                         out->ncand, total, x->method, x->lr, x->actual_rc, x->train_loss,
                         x->diverged ? "diverged " : "", 100 * x->test_acc);
                 fflush(log);

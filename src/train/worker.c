@@ -135,14 +135,16 @@ static cser_status emit_row(train_worker *w, const char *event, double test_loss
         return CSER_OK;
     train_ckpt_head h;
     train_worker_counters(w, &h);
-    train_row r = {event, w->step, epoch_of(w, w->step), w->lr, w->last_train_loss,
-                   test_loss, test_acc, h.bytes_up, h.bytes_down, h.messages,
-                   h.compute_s, h.comm_s, h.modeled_comm_s, h.wall_s};
+    train_row r = {
+        event,       w->step,  epoch_of(w, w->step), w->lr,        w->last_train_loss,
+        test_loss,   test_acc, h.bytes_up,           h.bytes_down, h.messages,
+        h.compute_s, h.comm_s, h.modeled_comm_s,     h.wall_s};
     if (strcmp(event, "final"))
         train_progress_line(&w->progress,
                             "step %ld  epoch %.2f  train loss %.4f  test loss %.4f  "
-                            "test acc %.2f%%  MB up %.2f\n", w->step, r.epoch,
-                            r.train_loss, test_loss, 100 * test_acc, h.bytes_up / 1e6);
+                            "test acc %.2f%%  MB up %.2f\n",
+                            w->step, r.epoch, r.train_loss, test_loss, 100 * test_acc,
+                            h.bytes_up / 1e6);
     return w->metrics ? train_metrics_write(w->metrics, &r) : CSER_OK;
 }
 
@@ -355,7 +357,8 @@ static void fill_result(train_worker *w)
     r->nominal_rc = cser_optim_nominal_ratio(&w->sh->ocfg, cser_model_params(w->model));
     /* SGD's dense allreduce per step: reduce-scatter + allgather, both directions */
     double n = w->sh->n, dense = 2.0 * 2.0 * (n - 1) / n * 4.0 * (double)w->d;
-    double moved = w->step > 0 ? (double)(h.bytes_up + h.bytes_down) / (double)w->step : 0;
+    double moved =
+        w->step > 0 ? (double)(h.bytes_up + h.bytes_down) / (double)w->step : 0;
     r->actual_rc = moved > 0 ? dense / moved : 0;
     cser_optim_format(&w->sh->ocfg, r->method, sizeof r->method);
     if (cser_optim_is_local(w->opt))
@@ -372,10 +375,11 @@ static void print_start(train_worker *w)
         return;
     fprintf(sh->log, "cser train: resolved configuration\n");
     cser_train_print_config(sh->log, &sh->cfg, CSER_CMD_TRAIN);
-    fprintf(sh->log, "  model %s: d = %zu parameters; %zu training and %zu test examples; "
-            "%ld steps (%.2f epochs)%s\n", sh->cfg.model, w->d, sh->train->n, sh->test->n,
-            sh->total_steps, (double)sh->total_steps / sh->steps_per_epoch,
-            w->step ? " (resumed)" : "");
+    fprintf(sh->log,
+            "  model %s: d = %zu parameters; %zu training and %zu test examples; "
+            "%ld steps (%.2f epochs)%s\n",
+            sh->cfg.model, w->d, sh->train->n, sh->test->n, sh->total_steps,
+            (double)sh->total_steps / sh->steps_per_epoch, w->step ? " (resumed)" : "");
     if (w->step)
         fprintf(sh->log, "  resumed at step %ld from %s\n", w->step, sh->resume_path);
     fflush(sh->log);
