@@ -86,7 +86,13 @@ static cser_status make_shared(const cser_train_config *cfg, int n,
     if (sh->total_steps < 1)
         sh->total_steps = 1;
     sh->augment = !strncmp(cfg->dataset, "cifar", 5);
-    train_config_trajectory_text(&sh->cfg, sh->traj, sizeof sh->traj);
+    /* the trajectory options, and what the method resolved to (a resumed run must
+     * continue with the same optimizer configuration even if the ratio rules change) */
+    int k = train_config_trajectory_text(&sh->cfg, sh->traj, sizeof sh->traj);
+    char spec[512];
+    cser_optim_format(&sh->ocfg, spec, sizeof spec);
+    if (k >= 0 && (size_t)k < sizeof sh->traj)
+        snprintf(sh->traj + k, sizeof sh->traj - (size_t)k, "resolved-method=%s\n", spec);
     if (sh->cfg.out_dir[0])
         snprintf(sh->ckpt_path, sizeof sh->ckpt_path, "%s/%s", sh->cfg.out_dir,
                  TRAIN_CKPT_NAME);
