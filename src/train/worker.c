@@ -306,6 +306,17 @@ static cser_status run_loop(train_worker *w)
             return CSER_OK;
         }
     }
+    if (first == sh->total_steps && first > 0) {
+        /* resumed from the final checkpoint: report, but the files are complete */
+        double tl, ta;
+        int finite;
+        CSER_CHECK(train_evaluate(w, &tl, &ta, &finite));
+        if (w->rank == 0 && sh->result) {
+            sh->result->test_loss = tl;
+            sh->result->test_acc = ta;
+        }
+        return CSER_OK;
+    }
     CSER_CHECK(eval_row(w, "final"));
     if (sh->ckpt_path[0])
         CSER_CHECK(checkpoint(w));
