@@ -109,16 +109,16 @@ static size_t first_diff(const float *a, const float *b, size_t count)
     return count;
 }
 
-static void check_one(size_t count, cser_reduce_op op)
+static void check_on(cser_comm_t *comm, size_t count, cser_reduce_op op)
 {
-    int n = cser_comm_size(g_comm), me = cser_comm_rank(g_comm);
+    int n = cser_comm_size(comm), me = cser_comm_rank(comm);
     float **in = alloc_inputs(n, count, 500 + count);
     float *buf = malloc((count + 1) * sizeof(float));
     memcpy(buf, in[me], count * sizeof(float));
-    cser_comm_reset_stats(g_comm);
-    assert_cser_ok(cser_comm_allreduce(g_comm, buf, count, op));
+    cser_comm_reset_stats(comm);
+    assert_cser_ok(cser_comm_allreduce(comm, buf, count, op));
     cser_comm_stats st;
-    cser_comm_get_stats(g_comm, &st);
+    cser_comm_get_stats(comm, &st);
 
     /* 1. the specification: ((v0 + v1) + v2) + ..., then / n */
     float *ref = calloc(count + 1, sizeof(float));
@@ -137,9 +137,9 @@ static void check_one(size_t count, cser_reduce_op op)
     uint64_t mine[3] = {st.bytes_sent, st.bytes_recv, st.messages};
     uint64_t all[3 * 8];
     size_t counts[8];
-    int was = cser_comm_set_counting(g_comm, 0);
-    assert_cser_ok(cser_comm_allgather(g_comm, mine, sizeof mine, all, sizeof all, counts));
-    cser_comm_set_counting(g_comm, was);
+    int was = cser_comm_set_counting(comm, 0);
+    assert_cser_ok(cser_comm_allgather(comm, mine, sizeof mine, all, sizeof all, counts));
+    cser_comm_set_counting(comm, was);
     if (me == 0) {
         float **out = alloc_inputs(n, count, 0);
         cser_comm_stats ts[8];
@@ -160,6 +160,8 @@ static void check_one(size_t count, cser_reduce_op op)
     free_inputs(in, n);
 }
 
+static void check_one(size_t count, cser_reduce_op op) { check_on(g_comm, count, op); }
+
 static void test_allreduce_bitwise_and_parity(void **state)
 {
     (void)state;
@@ -170,6 +172,26 @@ static void test_allreduce_bitwise_and_parity(void **state)
         check_one(counts[k], CSER_REDUCE_SUM);
         check_one(counts[k], CSER_REDUCE_AVG);
     }
+}
+
+/* The tuning knobs: many small segments and allgather receives posted up front give
+ * the same bits. */
+static void test_allreduce_small_segments_early_gather(void **state)
+{
+    (void)state;
+    setenv("CSER_MPI_SEG", "300", 1);
+    setenv("CSER_MPI_EARLY_AG", "1", 1);
+    cser_comm_t *c = NULL;
+    assert_cser_ok(cser_comm_mpi_create(&c));
+    unsetenv("CSER_MPI_SEG");
+    unsetenv("CSER_MPI_EARLY_AG");
+    cser_comm_set_timeout(c, 60.0);
+    const size_t counts[] = {3, 1201, 4099, 70001};
+    for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
+        check_on(c, counts[k], CSER_REDUCE_SUM);
+        check_on(c, counts[k], CSER_REDUCE_AVG);
+    }
+    cser_comm_free(c);
 }
 
 static void test_fast_mode(void **state)
@@ -302,6 +324,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allreduce_bitwise_and_parity),
+        cmocka_unit_test(test_allreduce_small_segments_early_gather),
         cmocka_unit_test(test_fast_mode),
         cmocka_unit_test(test_allgather_bcast_barrier),
         cmocka_unit_test(test_small_recv_cap),

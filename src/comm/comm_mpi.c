@@ -42,9 +42,10 @@
 #include <string.h>
 
 /* Floats per point-to-point allreduce message (segments pipeline the sums with the
- * transfers); CSER_MPI_SEG=<floats> overrides it at communicator creation. */
+ * transfers). Tuning knobs read at communicator creation: CSER_MPI_SEG=<floats>
+ * (256 .. 2^28), CSER_MPI_EARLY_AG=1 (post the allgather receives up front into a
+ * scratch copy, then memcpy: no late-posted receives, one extra copy). */
 #define MC_SEG_DEFAULT ((size_t)1 << 15)
-static size_t MC_SEG = MC_SEG_DEFAULT;
 #define MC_BYTE_PIECE ((size_t)1 << 30) /* bytes per allgather/bcast message           */
 #define MC_FLOAT_PIECE ((size_t)1 << 30) /* floats per MPI_Allreduce call (fast mode)  */
 #define TAG_AG 1
@@ -56,6 +57,8 @@ typedef struct {
     int tag_range;       /* count tags are TAG_RS + count mod tag_range           */
     int failed;          /* 1 after a failed collective                           */
     int last_rc;         /* MPI return code of the last failed wait               */
+    int early_ag;        /* 1: allgather receives posted up front into scratch    */
+    size_t seg;          /* floats per allreduce message                          */
     char failed_msg[384];
     MPI_Request *reqs;   /* [req_cap]                                             */
     size_t req_cap;
@@ -175,22 +178,26 @@ typedef struct {
     float *buf;      /* the user's buffer                         */
     size_t count;    /* floats                                    */
     size_t b_r, len; /* my chunk                                  */
+    size_t seg;      /* floats per message                         */
     size_t nseg;     /* segments of my chunk (>= 1)               */
     int tag;         /* count tag of the reduce-scatter           */
+    float *stage;    /* early allgather: [count] landing area, else NULL */
     MPI_Request *rs_recv, *ag_send, *rs_send, *ag_recv;
     size_t n_rs_send, n_ag_recv;
 } mc_ar;
 
-static size_t mc_nseg(size_t len) { return len == 0 ? 1 : (len + MC_SEG - 1) / MC_SEG; }
-static size_t mc_seglen(size_t len, size_t s)
+static size_t mc_nseg(size_t seg, size_t len) { return len == 0 ? 1 : (len + seg - 1) / seg; }
+static size_t mc_seglen(size_t seg, size_t len, size_t s)
 {
-    size_t o = s * MC_SEG;
-    return len - o < MC_SEG ? len - o : MC_SEG;
+    size_t o = s * seg;
+    return len - o < seg ? len - o : seg;
 }
 static size_t mc_len(size_t count, int n, int j)
 {
     return cser_comm_chunk_begin(count, n, j + 1) - cser_comm_chunk_begin(count, n, j);
 }
+
+static cser_status mc_ar_post_ag(mc_ar *a, float *base);
 
 static cser_status mc_ar_post(mc_ar *a)
 {
@@ -201,25 +208,27 @@ static cser_status mc_ar_post(mc_ar *a)
         if (j == r)
             continue;
         for (size_t s = 0; s < a->nseg; s++) {
-            int rc = MPI_Irecv(x->scratch + (size_t)k * a->len + s * MC_SEG,
-                               (int)mc_seglen(a->len, s), MPI_FLOAT, j, MPI_ANY_TAG, x->comm,
+            int rc = MPI_Irecv(x->scratch + (size_t)k * a->len + s * a->seg,
+                               (int)mc_seglen(a->seg, a->len, s), MPI_FLOAT, j, MPI_ANY_TAG, x->comm,
                                &a->rs_recv[(size_t)k * a->nseg + s]);
             if (rc != MPI_SUCCESS)
                 return mc_mpi_error(c, rc, "allreduce");
         }
         k++;
     }
+    if (a->stage)
+        CSER_CHECK(mc_ar_post_ag(a, a->stage));
     int more = 1;
     for (size_t s = 0; more; s++) {
         more = 0;
         for (int t = 1; t < n; t++) {
             int j = (r + t) % n;
             size_t lj = mc_len(a->count, n, j);
-            if (s >= mc_nseg(lj))
+            if (s >= mc_nseg(a->seg, lj))
                 continue;
             more = 1;
-            float *p = a->buf + cser_comm_chunk_begin(a->count, n, j) + s * MC_SEG;
-            int rc = MPI_Isend(p, (int)mc_seglen(lj, s), MPI_FLOAT, j, a->tag, x->comm,
+            float *p = a->buf + cser_comm_chunk_begin(a->count, n, j) + s * a->seg;
+            int rc = MPI_Isend(p, (int)mc_seglen(a->seg, lj, s), MPI_FLOAT, j, a->tag, x->comm,
                                &a->rs_send[a->n_rs_send++]);
             if (rc != MPI_SUCCESS)
                 return mc_mpi_error(c, rc, "allreduce");
@@ -254,7 +263,7 @@ static cser_status mc_ar_segment(mc_ar *a, size_t s, int avg)
     cser_comm_t *c = a->c;
     mc_ctx *x = c->ctx;
     int n = c->size, r = c->rank;
-    size_t o = s * MC_SEG, m = mc_seglen(a->len, s);
+    size_t o = s * a->seg, m = mc_seglen(a->seg, a->len, s);
     float *own = a->buf + a->b_r + o;
     float *acc = own;
     for (int j = 0, k = 0; j < n; j++) {
@@ -281,25 +290,40 @@ static cser_status mc_ar_segment(mc_ar *a, size_t s, int avg)
     return CSER_OK;
 }
 
-static cser_status mc_ar_gather(mc_ar *a)
+/* Posts the allgather receives of the other chunks into base (+ their offsets). */
+static cser_status mc_ar_post_ag(mc_ar *a, float *base)
 {
     cser_comm_t *c = a->c;
     mc_ctx *x = c->ctx;
-    int n = c->size, r = c->rank;
-    CSER_CHECK(mc_waitall(c, a->rs_send, a->n_rs_send, "allreduce"));
+    int n = c->size;
     for (int j = 0; j < n; j++) {
         size_t lj = mc_len(a->count, n, j);
-        if (j == r || lj == 0)
+        if (j == c->rank || lj == 0)
             continue;
-        for (size_t s = 0; s < mc_nseg(lj); s++) {
-            float *p = a->buf + cser_comm_chunk_begin(a->count, n, j) + s * MC_SEG;
-            int rc = MPI_Irecv(p, (int)mc_seglen(lj, s), MPI_FLOAT, j, TAG_AG, x->comm,
+        for (size_t s = 0; s < mc_nseg(a->seg, lj); s++) {
+            float *p = base + cser_comm_chunk_begin(a->count, n, j) + s * a->seg;
+            int rc = MPI_Irecv(p, (int)mc_seglen(a->seg, lj, s), MPI_FLOAT, j, TAG_AG, x->comm,
                                &a->ag_recv[a->n_ag_recv++]);
             if (rc != MPI_SUCCESS)
                 return mc_mpi_error(c, rc, "allreduce");
         }
     }
+    return CSER_OK;
+}
+
+static cser_status mc_ar_gather(mc_ar *a)
+{
+    cser_comm_t *c = a->c;
+    int n = c->size;
+    CSER_CHECK(mc_waitall(c, a->rs_send, a->n_rs_send, "allreduce"));
+    if (!a->stage)
+        CSER_CHECK(mc_ar_post_ag(a, a->buf));
     CSER_CHECK(mc_waitall(c, a->ag_recv, a->n_ag_recv, "allreduce"));
+    for (int j = 0; a->stage && j < n; j++) {
+        size_t bj = cser_comm_chunk_begin(a->count, n, j), lj = mc_len(a->count, n, j);
+        if (j != c->rank && lj > 0)
+            memcpy(a->buf + bj, a->stage + bj, lj * sizeof(float));
+    }
     return mc_waitall(c, a->ag_send, (size_t)(n - 1) * a->nseg, "allreduce");
 }
 
@@ -308,15 +332,17 @@ static cser_status mc_allreduce_pairwise(cser_comm_t *c, float *buf, size_t coun
 {
     mc_ctx *x = c->ctx;
     int n = c->size, r = c->rank;
-    mc_ar a = {.c = c, .buf = buf, .count = count,
+    mc_ar a = {.c = c, .buf = buf, .count = count, .seg = x->seg,
                .b_r = cser_comm_chunk_begin(count, n, r), .len = mc_len(count, n, r)};
-    a.nseg = mc_nseg(a.len);
+    a.nseg = mc_nseg(a.seg, a.len);
     a.tag = TAG_RS + (int)(count % (size_t)x->tag_range);
     size_t others = 0;
     for (int j = 0; j < n; j++)
-        others += j == r ? 0 : mc_nseg(mc_len(count, n, j));
+        others += j == r ? 0 : mc_nseg(a.seg, mc_len(count, n, j));
     size_t mine = (size_t)(n - 1) * a.nseg, nreq = 2 * mine + 2 * others;
-    CSER_CHECK(mc_reserve(c, nreq, (size_t)(n - 1) * a.len));
+    size_t rs_floats = (size_t)(n - 1) * a.len;
+    CSER_CHECK(mc_reserve(c, nreq, rs_floats + (x->early_ag ? count : 0)));
+    a.stage = x->early_ag ? x->scratch + rs_floats : NULL;
     a.rs_recv = x->reqs;
     a.ag_send = x->reqs + mine;
     a.rs_send = x->reqs + 2 * mine;
@@ -540,6 +566,11 @@ static cser_status mc_setup(mc_ctx *x, int *rank, int *size)
     MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &v, &flag);
     int ub = flag && v ? *(int *)v : 32767;
     x->tag_range = ub - TAG_RS;
+    const char *e = getenv("CSER_MPI_EARLY_AG");
+    x->early_ag = e && *e == '1';
+    const char *seg = getenv("CSER_MPI_SEG");
+    long sv = seg ? strtol(seg, NULL, 10) : 0;
+    x->seg = sv >= 256 && sv <= (1L << 28) ? (size_t)sv : MC_SEG_DEFAULT;
     x->pairs = calloc(2 * (size_t)*size, sizeof *x->pairs);
     if (!x->pairs) {
         MPI_Comm_free(&x->comm);
@@ -550,9 +581,6 @@ static cser_status mc_setup(mc_ctx *x, int *rank, int *size)
 
 cser_status cser_comm_mpi_create(cser_comm_t **out)
 {
-    const char *seg = getenv("CSER_MPI_SEG");
-    long v = seg ? strtol(seg, NULL, 10) : 0;
-    MC_SEG = v >= 256 && v <= (1L << 28) ? (size_t)v : MC_SEG_DEFAULT;
     if (!out)
         return cser_error(CSER_ERR_INVALID, "mpi communicator: out is NULL");
     *out = NULL;
