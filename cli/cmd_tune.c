@@ -8,8 +8,8 @@
 
 static void print_table(const cser_tune_result *r)
 {
-    printf("\n%-4s %-46s %-7s %5s %9s %9s %10s %9s\n", "rank", "method", "lr", "H",
-           "R_C nom", "R_C act", "train loss", "test acc");
+    printf("\n%-4s %-46s %-7s %5s %9s %9s %10s %10s %9s\n", "rank", "method", "lr", "H",
+           "R_C nom", "R_C act", "train loss", "test loss", "test acc");
     for (int i = 0; i < r->ncand; i++) {
         const cser_tune_candidate *x = &r->cand[i];
         char acc[32];
@@ -17,8 +17,9 @@ static void print_table(const cser_tune_result *r)
             snprintf(acc, sizeof acc, "diverged");
         else
             snprintf(acc, sizeof acc, "%.2f%%", 100 * x->test_acc);
-        printf("%-4d %-46s %-7g %5d %9.1f %9.1f %10.4f %9s\n", i + 1, x->method, x->lr,
-               x->h, x->nominal_rc, x->actual_rc, x->train_loss, acc);
+        printf("%-4d %-46s %-7g %5d %9.1f %9.1f %10.4f %10.4f %9s\n", i + 1, x->method,
+               x->lr, x->h, x->nominal_rc, x->actual_rc, x->train_loss, x->test_loss,
+               acc);
     }
 }
 

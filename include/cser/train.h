@@ -173,7 +173,8 @@ typedef struct {
     double lr;                   /* learning rate                                */
     double nominal_rc;           /* R_C = 1/(1/(R_C1*H) + 1/R_C2)                */
     double actual_rc;            /* measured                                     */
-    double train_loss;           /* final training loss (NaN when diverged)      */
+    double train_loss;           /* mean training loss over the budget (NaN: diverged) */
+    double test_loss;            /* final test loss of the evaluated model       */
     double test_acc;             /* final accuracy                               */
     int diverged;                /* 1 if it diverged                             */
 } cser_tune_candidate;
@@ -186,7 +187,8 @@ typedef struct {
 
 /* Enumerates CSER configurations (R_C1, R_C2, H) that meet the target ratio cfg->rc
  * (the authors' rule R_C1*H = R_C2 and others) times cfg->lr_grid, trains each for
- * cfg->budget_steps steps, and ranks them by final training loss (diverged last).
+ * cfg->budget_steps steps, and ranks them by the final test loss of the evaluated
+ * model (diverged last).
  * With cfg->out_dir, writes tune.csv and best_method.txt there. */
 cser_status cser_tune_run(const cser_train_config *cfg, FILE *log, cser_tune_result *out);
 void cser_tune_result_free(cser_tune_result *r);

@@ -7,7 +7,8 @@
  * rule R_C1 * H = R_C2), which fixes R_C1 * H = R_C * m / (m - 1), each with H in
  * {4, 16} (R_C1 = R_C1*H / H >= 1), plus the partial-local variant C2 = 0 (R_C1 * H =
  * R_C). Each configuration runs with every learning rate of the grid for a short budget;
- * candidates are ranked by final training loss (diverged ones last). Other methods are
+ * candidates are ranked by the final test loss of the evaluated model (diverged ones
+ * last). Other methods are
  * tuned over the learning rate only, at the configuration --rc resolves to. */
 #include "train_impl.h"
 
@@ -104,6 +105,7 @@ static cser_status run_candidate(const cser_train_config *base, cser_tune_candid
         return cser_error_context(s, "tune candidate %s lr %g", x->method, x->lr);
     x->diverged = s == CSER_ERR_DIVERGED;
     x->train_loss = x->diverged ? NAN : r.train_loss;
+    x->test_loss = x->diverged ? NAN : r.test_loss;
     x->test_acc = x->diverged ? NAN : r.test_acc;
     x->actual_rc = r.actual_rc;
     return CSER_OK;
@@ -112,12 +114,12 @@ static cser_status run_candidate(const cser_train_config *base, cser_tune_candid
 static int rank_cmp(const void *a, const void *b)
 {
     const cser_tune_candidate *x = a, *y = b;
-    int fx = !x->diverged && isfinite(x->train_loss);
-    int fy = !y->diverged && isfinite(y->train_loss);
+    int fx = !x->diverged && isfinite(x->test_loss);
+    int fy = !y->diverged && isfinite(y->test_loss);
     if (fx != fy)
         return fy - fx;
-    if (fx && x->train_loss != y->train_loss)
-        return x->train_loss < y->train_loss ? -1 : 1;
+    if (fx && x->test_loss != y->test_loss)
+        return x->test_loss < y->test_loss ? -1 : 1;
     return 0;
 }
 
@@ -131,13 +133,13 @@ static cser_status write_outputs(const char *dir, const cser_tune_result *r)
         return cser_error(CSER_ERR_NOMEM, "tune.csv: out of memory");
     used += (size_t)snprintf(buf, cap,
                              "rank,method,lr,r_c1,r_c2,h,nominal_rc,actual_rc,"
-                             "train_loss,test_acc,diverged\n");
+                             "train_loss,test_loss,test_acc,diverged\n");
     for (int i = 0; i < r->ncand && used < cap; i++) {
         const cser_tune_candidate *x = &r->cand[i];
-        used += (size_t)snprintf(buf + used, cap - used,
-                                 "%d,\"%s\",%g,%g,%g,%d,%.6g,%.6g,%.6g,%.6g,%d\n", i + 1,
-                                 x->method, x->lr, x->r_c1, x->r_c2, x->h, x->nominal_rc,
-                                 x->actual_rc, x->train_loss, x->test_acc, x->diverged);
+        used += (size_t)snprintf(
+            buf + used, cap - used, "%d,\"%s\",%g,%g,%g,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%d\n",
+            i + 1, x->method, x->lr, x->r_c1, x->r_c2, x->h, x->nominal_rc, x->actual_rc,
+            x->train_loss, x->test_loss, x->test_acc, x->diverged);
     }
     snprintf(path, sizeof path, "%s/tune.csv", dir);
     cser_status s = train_write_atomic(path, buf, used < cap ? used : cap);
@@ -177,8 +179,9 @@ cser_status cser_tune_run(const cser_train_config *cfg, FILE *log, cser_tune_res
             out->ncand++;
             if (log && !cfg->quiet) {
                 fprintf(log,
-                        "[%d/%d] %-44s lr %-6g R_C %7.1f  loss %-9.4g acc %s%.2f%%\n",
-                        out->ncand, total, x->method, x->lr, x->actual_rc, x->train_loss,
+                        "[%d/%d] %-44s lr %-6g R_C %7.1f  test loss %-9.4g "
+                        "acc %s%.2f%%\n",
+                        out->ncand, total, x->method, x->lr, x->actual_rc, x->test_loss,
                         x->diverged ? "diverged " : "", 100 * x->test_acc);
                 fflush(log);
             }
