@@ -6,30 +6,29 @@
 #include <string.h>
 
 typedef struct {
-    const char *name;
     const char *spec;    /* an example spec (fallback for methods)           */
     const char *summary; /* one line                                         */
 } info_row;
 
 static const info_row method_rows[CSER_METHOD_COUNT] = {
-    [CSER_METHOD_SGD] = {"sgd", "sgd", "full-precision SGD, gradients allreduced every step"},
-    [CSER_METHOD_LOCAL_SGD] = {"local-sgd", "local-sgd:h=8", "local steps, models averaged every H steps"},
-    [CSER_METHOD_EF_SGD] = {"ef-sgd", "ef-sgd:c=grbs:256", "error-feedback SGD with compressor C"},
-    [CSER_METHOD_QSPARSE] = {"qsparse", "qsparse:c=grbs:32,h=8", "QSparse-local-SGD: compressed error feedback every H steps"},
-    [CSER_METHOD_CSER] = {"cser", "cser:c1=grbs:64,c2=grbs:512,h=8", "CSER: partial update sync (C2) + error reset (C1, every H)"},
-    [CSER_METHOD_CSER_FUSED] = {"cser-fused", "cser-fused:c1=grbs:64,c2=grbs:512,h=8", "CSER, the authors' fused GRBS form (model averaging on a block)"},
-    [CSER_METHOD_CSEA] = {"csea", "csea:c=grbs:256", "CSER with C2 = 0, H = 1"},
-    [CSER_METHOD_CSER_PL] = {"cser-pl", "cser-pl:c1=grbs:32,h=8", "partial local SGD: CSER with C2 = 0"},
+    [CSER_METHOD_SGD] = {"sgd", "full-precision SGD, gradients allreduced every step"},
+    [CSER_METHOD_LOCAL_SGD] = {"local-sgd:h=8", "local steps, models averaged every H steps"},
+    [CSER_METHOD_EF_SGD] = {"ef-sgd:c=grbs:256", "error-feedback SGD with compressor C"},
+    [CSER_METHOD_QSPARSE] = {"qsparse:c=grbs:32,h=8", "QSparse-local-SGD: compressed error feedback every H steps"},
+    [CSER_METHOD_CSER] = {"cser:c1=grbs:64,c2=grbs:512,h=8", "CSER: partial update sync (C2) + error reset (C1, every H)"},
+    [CSER_METHOD_CSER_FUSED] = {"cser-fused:c1=grbs:64,c2=grbs:512,h=8", "CSER, the authors' fused GRBS form (model averaging on a block)"},
+    [CSER_METHOD_CSEA] = {"csea:c=grbs:256", "CSER with C2 = 0, H = 1"},
+    [CSER_METHOD_CSER_PL] = {"cser-pl:c1=grbs:32,h=8", "partial local SGD: CSER with C2 = 0"},
 };
 
 static const info_row compressor_rows[CSER_COMP_COUNT] = {
-    [CSER_COMP_IDENTITY] = {"identity", "identity", "no compression"},
-    [CSER_COMP_ZERO] = {"zero", "zero", "sends nothing"},
-    [CSER_COMP_GRBS] = {"grbs", "grbs:64", "globally-randomized blockwise sparsifier (dim-0 x dim-1 block)"},
-    [CSER_COMP_RANDK] = {"randk", "randk:64", "random-k with a shared seed"},
-    [CSER_COMP_TOPK] = {"topk", "topk:0.01", "exact per-tensor top-k by magnitude"},
-    [CSER_COMP_SIGN] = {"sign", "sign", "scaled sign: 1 bit per value + one scale"},
-    [CSER_COMP_QSGD] = {"qsgd", "qsgd:16", "QSGD, s levels, stochastic rounding"},
+    [CSER_COMP_IDENTITY] = {"identity", "no compression"},
+    [CSER_COMP_ZERO] = {"zero", "sends nothing"},
+    [CSER_COMP_GRBS] = {"grbs:64", "globally-randomized blockwise sparsifier (dim-0 x dim-1 block)"},
+    [CSER_COMP_RANDK] = {"randk:64", "random-k with a shared seed"},
+    [CSER_COMP_TOPK] = {"topk:0.01", "exact per-tensor top-k by magnitude"},
+    [CSER_COMP_SIGN] = {"sign", "scaled sign: 1 bit per value + one scale"},
+    [CSER_COMP_QSGD] = {"qsgd:16", "QSGD, s levels, stochastic rounding"},
 };
 
 /* Example spec of a method: its configuration for R_C = 256 (sgd: R_C = 1). */
