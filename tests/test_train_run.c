@@ -136,11 +136,11 @@ static void test_every_method_trains_and_writes_metrics(void **state)
                 fail_msg("%s: metrics.csv header lacks %s: %s", methods[m].method,
                          cols[i], csv);
         }
-        /* rows at steps 3, 6 (eval) and 8 (final) */
+        /* rows at steps 0, 3, 6 (eval) and 8 (final) */
         int rows = 0;
         for (char *p = nl + 1; (p = strchr(p, '\n')); p++)
             rows++;
-        assert_int_equal(rows, 3);
+        assert_int_equal(rows, 4);
         assert_non_null(strstr(nl + 1, "final,8,"));
         free(csv);
         char *jsonl = slurp(c.out_dir, "metrics.jsonl");
@@ -148,7 +148,7 @@ static void test_every_method_trains_and_writes_metrics(void **state)
         int jrows = 0;
         for (char *p = jsonl; (p = strchr(p, '\n')); p++)
             jrows++;
-        assert_int_equal(jrows, 3);
+        assert_int_equal(jrows, 4);
         assert_non_null(strstr(jsonl, "\"event\": \"final\""));
         free(jsonl);
         char *cfg = slurp(c.out_dir, "config.json");

@@ -285,6 +285,8 @@ static cser_status run_loop(train_worker *w)
     if (w->rank == 0)
         train_progress_init(&w->progress, c->quiet ? NULL : sh->log, first,
                             sh->total_steps);
+    if (first == 0 && c->eval_every > 0)
+        CSER_CHECK(eval_row(w, "eval")); /* the starting point of the curves */
     while (w->step < sh->total_steps) {
         double loss;
         CSER_CHECK(train_one_step(w, &loss));
