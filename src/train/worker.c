@@ -3,10 +3,11 @@
  *   1. set-up: communicator settings, model (bound to the optimizer's model x_i),
  *      optimizer, loader, scratch; resume from a checkpoint if asked;
  *   2. each step t: lr_t from the schedule, a batch from this worker's loader, forward
- *      and backward at x_i, optional gradient clipping, cser_optim_step (the method's
- *      communication), then an uncounted 2-float allreduce that gives every worker the
- *      mean loss and agreement on divergence (NaN/Inf anywhere stops everybody);
- *   3. every --eval-every steps: evaluation and a metrics row; every
+ *      and backward at x_i, an uncounted 2-float allreduce that gives every worker the
+ *      mean loss and agreement on divergence (NaN/Inf anywhere stops everybody before
+ *      the step is applied), optional gradient clipping, then cser_optim_step (the
+ *      method's communication);
+ *   3. at step 0 and every --eval-every steps: evaluation and a metrics row; every
  *      --checkpoint-every steps: a checkpoint (only of finite parameters);
  *   4. the end: a final evaluation, the "final" row, the final checkpoint, a summary.
  *
