@@ -18,7 +18,6 @@
  *   4. after its reduce-scatter sends completed, it receives the other chunks' segments
  *      in place into buf and waits for everything.
  *   Data: buf holds v_r until step 3 rewrites chunk r and step 4 the others.
- * allreduce_exchange2 (2 ranks, <= 4 MiB): see below; the same bits.
  * allreduce_fast (cser_comm_set_fast): MPI_Allreduce in pieces of <= 2^30 floats.
  * allgather: MPI_Allgather of (bytes, recv_cap) pairs, every rank checks all caps, then
  *   point-to-point messages of <= 1 GiB straight into recv.
@@ -47,9 +46,6 @@
  * (256 .. 2^28), CSER_MPI_EARLY_AG=1 (post the allgather receives up front into a
  * scratch copy, then memcpy: no late-posted receives, one extra copy). */
 #define MC_SEG_DEFAULT ((size_t)1 << 15)
-/* With 2 ranks, up to this many floats (4 MiB) one whole-vector exchange (fewer
- * handshakes, like recursive doubling) beats reduce-scatter + allgather. */
-#define MC_EX2_MAX_FLOATS ((size_t)1 << 20)
 #define MC_BYTE_PIECE ((size_t)1 << 30) /* bytes per allgather/bcast message           */
 #define MC_FLOAT_PIECE ((size_t)1 << 30) /* floats per MPI_Allreduce call (fast mode)  */
 #define TAG_AG 1
@@ -376,69 +372,14 @@ static cser_status mc_allreduce_fast(cser_comm_t *c, float *buf, size_t count,
     return CSER_OK;
 }
 
-/* allreduce_exchange2 (n = 2): the ranks swap their whole vectors in segments (posted
- * up front, count tag as above) and each adds v0 + v1 (operands in rank order, as the
- * threads backend) as segments arrive: one exchange instead of two phases, the same
- * bytes on the wire. A segment of buf is overwritten only after its send completed. */
-static cser_status mc_ex2_post(mc_ar *a, int peer)
-{
-    mc_ctx *x = a->c->ctx;
-    for (size_t k = 0; k < a->nseg; k++) {
-        int m = (int)mc_seglen(a->seg, a->count, k);
-        int rc = MPI_Irecv(x->scratch + k * a->seg, m, MPI_FLOAT, peer, MPI_ANY_TAG,
-                           x->comm, &a->rs_recv[k]);
-        if (rc == MPI_SUCCESS)
-            rc = MPI_Isend(a->buf + k * a->seg, m, MPI_FLOAT, peer, a->tag, x->comm,
-                           &a->rs_send[k]);
-        if (rc != MPI_SUCCESS)
-            return mc_mpi_error(a->c, rc, "allreduce");
-    }
-    return CSER_OK;
-}
-
-static cser_status mc_allreduce_exchange2(cser_comm_t *c, float *buf, size_t count,
-                                          cser_reduce_op op)
-{
-    mc_ctx *x = c->ctx;
-    int peer = 1 - c->rank;
-    mc_ar a = {.c = c, .buf = buf, .count = count, .seg = x->seg, .len = count};
-    a.nseg = mc_nseg(a.seg, count);
-    a.tag = TAG_RS + (int)(count % (size_t)x->tag_range);
-    CSER_CHECK(mc_reserve(c, 2 * a.nseg, count));
-    a.rs_recv = x->reqs;
-    a.rs_send = x->reqs + a.nseg;
-    cser_status s = mc_ex2_post(&a, peer);
-    for (size_t k = 0; s == CSER_OK && k < a.nseg; k++) {
-        s = mc_ar_recv(&a, peer, 0, k);
-        if (s == CSER_OK)
-            s = mc_wait(c, &a.rs_send[k], MPI_STATUS_IGNORE, "allreduce");
-        if (s != CSER_OK)
-            break;
-        float *o = buf + k * a.seg, *in = x->scratch + k * a.seg;
-        size_t m = mc_seglen(a.seg, count, k);
-        if (c->rank == 0)
-            cser_comm_add(o, o, in, m);
-        else
-            cser_comm_add(o, in, o, m);
-        if (op == CSER_REDUCE_AVG)
-            cser_comm_div(o, m, 2);
-    }
-    if (s != CSER_OK)
-        mc_drop(x->reqs, 2 * a.nseg);
-    return s;
-}
-
 static cser_status mc_allreduce(cser_comm_t *c, float *buf, size_t count,
                                 cser_reduce_op op)
 {
-    mc_ctx *x = c->ctx;
     CSER_CHECK(mc_usable(c, "allreduce"));
     if (c->size == 1)
         return CSER_OK;
     if (c->fast)
         return mc_allreduce_fast(c, buf, count, op);
-    if (c->size == 2 && !x->early_ag && count <= MC_EX2_MAX_FLOATS)
-        return mc_allreduce_exchange2(c, buf, count, op);
     return mc_allreduce_pairwise(c, buf, count, op);
 }
 
