@@ -79,6 +79,9 @@ static cser_status parse_k_arg(const char *spec, const char *tok,
     if (x <= 0.0)
         return bad(spec, "fraction <= 0", tok,
                    "a ratio R >= 1 or a fraction 0 < F < 1 (e.g. 64 or 0.01)");
+    if (!isfinite(1.0 / x)) /* a subnormal fraction: 1/F overflows */
+        return bad(spec, "fraction too small", tok,
+                   "a fraction F with a finite ratio 1/F (e.g. 0.01)");
     p->ratio = x >= 1.0 ? x : 1.0 / x;
     return CSER_OK;
 }

@@ -31,6 +31,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Largest target R_C: the periods derived from it (local-sgd's H = R_C, cser-pl's
+ * powers of two) must stay ints, and H is capped at 1e9 by the spec parser too. */
+#define RATIO_MAX 1e9
 #define QSPARSE_DEFAULT_H 8
 #define CSER_DEFAULT_H 16
 
@@ -162,9 +165,10 @@ cser_status cser_optim_config_for_ratio(const char *spec, double rc,
 {
     if (!spec || !out)
         return cser_error(CSER_ERR_INVALID, "cser_optim_config_for_ratio: NULL argument");
-    if (!(rc >= 1.0) || !isfinite(rc))
+    if (!(rc >= 1.0 && rc <= RATIO_MAX))
         return cser_error(CSER_ERR_INVALID,
-                          "target ratio R_C must be a finite number >= 1, found %g", rc);
+                          "target ratio R_C must be a number in [1, %g], found %g",
+                          RATIO_MAX, rc);
     cser_optim_config c;
     unsigned given = 0;
     CSER_CHECK(cser_optim_parse_keys(spec, &c, &given));

@@ -129,6 +129,21 @@ static cser_status parse_long(const char *key, const char *v, long long *out)
     return CSER_OK;
 }
 
+/* A seed: the decimal form of any uint64 (what cser_optim_format writes); strtoull
+ * would wrap a negative value, so a minus sign is rejected. */
+static cser_status parse_u64(const char *key, const char *v, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (end == v || *end != '\0' || errno != 0 || strchr(v, '-'))
+        return cser_error(CSER_ERR_INVALID,
+                          "optimizer spec: %s=%s: expected an integer in [0, 2^64)", key,
+                          v);
+    *out = (uint64_t)x;
+    return CSER_OK;
+}
+
 static cser_status set_comp(const char *key, const char *v, char *dst)
 {
     cser_compressor_params p;
@@ -165,10 +180,7 @@ static cser_status set_key(cser_optim_config *c, int key, const char *v)
                               "optimizer spec: nesterov=%s: expected 0 or 1", v);
         c->nesterov = (int)n;
         return CSER_OK;
-    case CSER_KEY_SEED:
-        CSER_CHECK(parse_long(kn, v, &n));
-        c->seed = (uint64_t)n;
-        return CSER_OK;
+    case CSER_KEY_SEED: return parse_u64(kn, v, &c->seed);
     }
     return cser_error(CSER_ERR_INTERNAL, "optimizer spec: key %d", key);
 }
