@@ -34,6 +34,26 @@ static cser_status io_error(const char *what, const char *path)
     return cser_error(CSER_ERR_IO, "%s '%s': %s", what, path, strerror(errno));
 }
 
+/* fsync of the directory holding path, so that the rename itself is durable (best
+ * effort: some file systems refuse to fsync directories). */
+static void sync_parent_dir(const char *path)
+{
+    char dir[CSER_TRAIN_PATH + 64];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
 cser_status train_write_atomic(const char *path, const void *data, size_t bytes)
 {
     char tmp[CSER_TRAIN_PATH + 64];
@@ -66,6 +86,7 @@ cser_status train_write_atomic(const char *path, const void *data, size_t bytes)
         unlink(tmp);
         return s;
     }
+    sync_parent_dir(path);
     return CSER_OK;
 }
 

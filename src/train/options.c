@@ -123,14 +123,14 @@ cser_train_config cser_train_default_config(void)
     snprintf(c.split, sizeof c.split, "iid");
     c.threads = 1;
     c.batch = 32;
-    c.steps = 1000;
+    c.steps = 2000;
     c.lr = 0.05;
     c.momentum = 0.9;
     c.nesterov = 1;
     c.wd = 1e-4;
     c.warmup = 0.1;
     c.seed = 1;
-    c.eval_every = 200;
+    c.eval_every = 250;
     c.net_bandwidth = 10e9;
     c.net_latency = 50e-6;
     c.budget_steps = 60;
