@@ -215,7 +215,9 @@ cser_status cser_data_reader_read(cser_data_reader *r, void *buf, size_t n, size
 cser_status cser_data_reader_read_grow(cser_data_reader *r, uint64_t need, uint8_t **buf,
                                        uint64_t *got)
 {
-    const uint64_t first = (uint64_t)1 << 26; /* 64 MiB before any growth */
+    /* 1 MiB before any growth (doubling after): a small gzip file whose size is only
+     * known after inflating (CIFAR) must not cost a large allocation */
+    const uint64_t first = (uint64_t)1 << 20;
     uint64_t cap = need < first ? need : first;
     uint8_t *b = malloc(cap ? cap : 1);
     *buf = NULL;
