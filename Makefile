@@ -55,3 +55,14 @@ install: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+
+# ---- fuzzing: libFuzzer targets of fuzz/ built with clang (-fsanitize=fuzzer,address,
+# undefined) in $(FUZZ_BUILD), each run for FUZZ_SECONDS seconds, one at a time; a
+# crash, leak, hang or sanitizer report fails the target (docs/reliability.md) ----
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+.PHONY: fuzz
+fuzz:
+	@scripts/install-deps.sh clang libclang-rt-14-dev
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
