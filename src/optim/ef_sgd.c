@@ -16,35 +16,13 @@
 
 #include <stdlib.h>
 
-typedef struct {
-    cser_compressor_t *c; /* C                          */
-    cser_psync_t *ps;     /* PSync over comm with C     */
-} ef_impl;
+static cser_status ef_init(cser_optim_t *o) { return cser_optim_single_init(o, "ef-sgd"); }
 
-static cser_status ef_init(cser_optim_t *o)
-{
-    ef_impl *p = calloc(1, sizeof *p);
-    if (!p)
-        return cser_error(CSER_ERR_NOMEM, "ef-sgd: out of memory");
-    o->impl = p;
-    CSER_CHECK(cser_compressor_create_spec(o->cfg.c1, &p->c));
-    return cser_psync_create(o->comm, p->c, &o->L, &p->ps);
-}
-
-static void ef_fini(cser_optim_t *o)
-{
-    ef_impl *p = o->impl;
-    if (!p)
-        return;
-    cser_psync_free(p->ps);
-    cser_compressor_free(p->c);
-    free(p);
-    o->impl = NULL;
-}
+static void ef_fini(cser_optim_t *o) { cser_optim_single_fini(o); }
 
 static cser_status ef_step(cser_optim_t *o, float *g, float lr)
 {
-    ef_impl *p = o->impl;
+    cser_optim_single *p = o->impl;
     cser_lstep k = cser_lstep_make(&o->cfg, lr);
     cser_kern_accum(&k, o->x, o->m, g, o->aux, o->d);
     cser_draw draw = cser_optim_draw(o, CSER_OPTIM_SALT_C1);

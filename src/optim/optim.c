@@ -385,3 +385,24 @@ cser_status cser_optim_load(cser_optim_t *o, const void *buf, size_t bytes)
     o->stats.steps = h.step;
     return CSER_OK;
 }
+
+cser_status cser_optim_single_init(cser_optim_t *o, const char *method)
+{
+    cser_optim_single *p = calloc(1, sizeof *p);
+    if (!p)
+        return cser_error(CSER_ERR_NOMEM, "%s: out of memory", method);
+    o->impl = p;
+    CSER_CHECK(cser_compressor_create_spec(o->cfg.c1, &p->c));
+    return cser_psync_create(o->comm, p->c, &o->L, &p->ps);
+}
+
+void cser_optim_single_fini(cser_optim_t *o)
+{
+    cser_optim_single *p = o->impl;
+    if (!p)
+        return;
+    cser_psync_free(p->ps);
+    cser_compressor_free(p->c);
+    free(p);
+    o->impl = NULL;
+}

@@ -111,6 +111,16 @@ void cser_optim_sup_scatter(const cser_support *sup, const float *c, float *x);
 
 /* ---- phases: optim.c ---- */
 /* Snapshot the communicator counters; phase_end adds the difference to `phase`. */
+/* State of the single-compressor methods (EF-SGD, QSparse): C and PSync with C. */
+typedef struct {
+    cser_compressor_t *c; /* C                          */
+    cser_psync_t *ps;     /* PSync over comm with C     */
+} cser_optim_single;
+
+/* Creates o->impl as a cser_optim_single from the spec in o->cfg.c1 / frees it. */
+cser_status cser_optim_single_init(cser_optim_t *o, const char *method);
+void cser_optim_single_fini(cser_optim_t *o);
+
 void cser_optim_phase_begin(cser_optim_t *o);
 void cser_optim_phase_end(cser_optim_t *o, cser_phase phase);
 

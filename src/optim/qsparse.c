@@ -17,35 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    cser_compressor_t *c; /* C                      */
-    cser_psync_t *ps;     /* PSync over comm with C */
-} qs_impl;
+static cser_status qs_init(cser_optim_t *o) { return cser_optim_single_init(o, "qsparse"); }
 
-static cser_status qs_init(cser_optim_t *o)
-{
-    qs_impl *p = calloc(1, sizeof *p);
-    if (!p)
-        return cser_error(CSER_ERR_NOMEM, "qsparse: out of memory");
-    o->impl = p;
-    CSER_CHECK(cser_compressor_create_spec(o->cfg.c1, &p->c));
-    return cser_psync_create(o->comm, p->c, &o->L, &p->ps);
-}
-
-static void qs_fini(cser_optim_t *o)
-{
-    qs_impl *p = o->impl;
-    if (!p)
-        return;
-    cser_psync_free(p->ps);
-    cser_compressor_free(p->c);
-    free(p);
-    o->impl = NULL;
-}
+static void qs_fini(cser_optim_t *o) { cser_optim_single_fini(o); }
 
 static cser_status qs_sync(cser_optim_t *o)
 {
-    qs_impl *p = o->impl;
+    cser_optim_single *p = o->impl;
     float *x = o->x, *e = o->aux, *xh = o->aux2;
     for (size_t i = 0; i < o->d; i++)
         e[i] = e[i] + (x[i] - xh[i]);
