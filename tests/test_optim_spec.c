@@ -162,7 +162,7 @@ static void test_config_for_ratio(void **state)
     assert_cser_fails(cser_optim_config_for_ratio("sgd", 16, &c), CSER_ERR_INVALID,
                       "R_C");
     assert_cser_fails(cser_optim_config_for_ratio("cser", 0.5, &c), CSER_ERR_INVALID,
-                      ">= 1");
+                      "found 0.5");
     assert_cser_fails(cser_optim_config_for_ratio("cser:c2=grbs:8", 16, &c),
                       CSER_ERR_INVALID, "exceed");
     assert_cser_fails(cser_optim_config_for_ratio("cser:h=64", 8, &c), CSER_ERR_INVALID,
