@@ -6,7 +6,9 @@
  *       a ~10M-float layout shaped like a real network (conv and dense weights plus
  *       biases); for each compressor one "pipeline" = select (allreduce-compatible
  *       ones) + encode + decode_add into an average buffer + the residual v -= C(v)
- *       (decode_add with alpha = -1 in place, as PSync does it). Throughput is defined
+ *       (decode_add with alpha = -1 in place, as PSync does it); the "fused" rows compute
+ *       the residual inside the encode instead (cser_compressor_encode_resid in place,
+ *       then decode_add into the average). Throughput is defined
  *       as (bytes of the full vector) / (time of the pipeline over the full vector),
  *       so sparsifiers that touch only their support are not penalized for it. Each
  *       repetition times memcpy of the whole vector right before the pipeline; prints
@@ -96,10 +98,12 @@ typedef struct {
     cser_compressor_t *c;
     cser_support sup;
     void *msg;
+    int fused; /* residual inside the encode */
 } pipe_t;
 
-/* select + encode + decode_add(avg) + residual in place; returns the wire bytes and
- * the time of each stage (select + encode, decode_add, residual) in stage[3]. */
+/* select + encode + decode_add(avg) + residual in place (fused: encode_resid in place
+ * + decode_add(avg)); returns the wire bytes and the time of each stage (select +
+ * encode, decode_add, residual) in stage[3]. */
 static size_t run_pipeline(pipe_t *p, const cser_params *L, uint64_t step, float *w,
                            float *avg, double *stage)
 {
@@ -111,11 +115,15 @@ static size_t run_pipeline(pipe_t *p, const cser_params *L, uint64_t step, float
         CHECK(cser_compressor_select(p->c, L, &d, &p->sup));
         sup = &p->sup;
     }
-    CHECK(cser_compressor_encode(p->c, L, &d, sup, w, p->msg, &bytes));
+    if (p->fused)
+        CHECK(cser_compressor_encode_resid(p->c, L, &d, sup, w, p->msg, &bytes, w));
+    else
+        CHECK(cser_compressor_encode(p->c, L, &d, sup, w, p->msg, &bytes));
     double t1 = now_ms();
     CHECK(cser_compressor_decode_add(p->c, L, sup, p->msg, bytes, 0.125f, avg));
     double t2 = now_ms();
-    CHECK(cser_compressor_decode_add(p->c, L, sup, p->msg, bytes, -1.0f, w));
+    if (!p->fused)
+        CHECK(cser_compressor_decode_add(p->c, L, sup, p->msg, bytes, -1.0f, w));
     double t3 = now_ms();
     stage[0] = t1 - t0;
     stage[1] = t2 - t1;
@@ -123,10 +131,11 @@ static size_t run_pipeline(pipe_t *p, const cser_params *L, uint64_t step, float
     return bytes;
 }
 
-static void bench_one(const char *spec, const cser_params *L, const float *v, float *w,
-                      float *avg, float *dst, int reps)
+static void bench_one(const char *spec, int fused, const cser_params *L, const float *v,
+                      float *w, float *avg, float *dst, int reps)
 {
-    pipe_t p;
+    pipe_t p = {.fused = fused};
+    char name[48];
     double tm[64], tp[64], ratio[64], st[3][64], stage[3];
     size_t bytes = 0;
     CHECK(cser_compressor_create_spec(spec, &p.c));
@@ -154,9 +163,10 @@ static void bench_one(const char *spec, const cser_params *L, const float *v, fl
     double rmax = ratio[0];
     for (int r = 1; r < reps; r++)
         rmax = ratio[r] > rmax ? ratio[r] : rmax;
-    printf("| %-12s | %7.2f | %7.2f | %7.2f | %7.2f %7.2f %7.2f | %7.2f | %7.2f | %5.2f "
+    snprintf(name, sizeof name, "%s%s", spec, fused ? " fused" : "");
+    printf("| %-24s | %7.2f | %7.2f | %7.2f | %7.2f %7.2f %7.2f | %7.2f | %7.2f | %5.2f "
            "| %5.2f | %6.1f |\n",
-           spec, pmin, median(tp, reps), gb / (pmin * 1e-3), median(st[0], reps),
+           name, pmin, median(tp, reps), gb / (pmin * 1e-3), median(st[0], reps),
            median(st[1], reps), median(st[2], reps), mmin, median(tm, reps), rmax,
            median(ratio, reps), 4.0 * (double)L->d / (double)(bytes ? bytes : 1));
     free(p.msg);
@@ -168,7 +178,7 @@ static int bench_table(int reps)
 {
     static const char *const specs[] = {"identity", "grbs:64", "grbs:64,flat",
                                         "randk:64", "topk:100", "sign", "qsgd:16",
-                                        "qsgd:4"};
+                                        "qsgd:4", "qsgd:16,bucket=512"};
     cser_params L;
     make_layout(&L);
     float *v = cser_alloc_floats(L.d), *w = cser_alloc_floats(L.d),
@@ -187,7 +197,8 @@ static int bench_table(int reps)
            "wire ratio |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
-        bench_one(specs[i], &L, v, w, avg, dst, reps);
+        for (int fused = 0; fused < 2; fused++)
+            bench_one(specs[i], fused, &L, v, w, avg, dst, reps);
     cser_free_floats(v);
     cser_free_floats(w);
     cser_free_floats(avg);

@@ -3,6 +3,8 @@
  * corrupted messages. */
 #include "testutil.h"
 
+#include "compress/compressor_impl.h" /* cser_compress_scalar_only */
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +66,9 @@ static void test_spec_roundtrip(void **state)
         {"grbs:32,p=0.5,flat", "grbs:32,flat,p=0.5"}, {"randk:64", "randk:64"},
         {"randk:0.01", "randk:100"}, {"topk:0.01", "topk:100"}, {"topk:100", "topk:100"},
         {"topk:0.3", "topk:3.3333333333333335"}, {"sign", "sign"}, {"qsgd:16", "qsgd:16"},
-        {"qsgd", "qsgd:16"}, {"qsgd:1", "qsgd:1"}, {"grbs:1.5", "grbs:1.5"}};
+        {"qsgd", "qsgd:16"}, {"qsgd:1", "qsgd:1"}, {"grbs:1.5", "grbs:1.5"},
+        {"qsgd:16,bucket=512", "qsgd:16,bucket=512"}, {"qsgd:bucket=64", "qsgd:16,bucket=64"},
+        {"qsgd:4,bucket=1", "qsgd:4,bucket=1"}};
     for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
         cser_compressor_params p, q;
         char buf[128];
@@ -78,6 +82,7 @@ static void test_spec_roundtrip(void **state)
         assert_true(p.ratio == q.ratio && p.r0 == q.r0 && p.r1 == q.r1 && p.p == q.p);
         assert_int_equal(p.flat, q.flat);
         assert_int_equal(p.levels, q.levels);
+        assert_int_equal(p.bucket, q.bucket);
     }
     for (int k = 0; k < CSER_COMP_COUNT; k++) {
         const char *name = cser_compressor_kind_name((cser_compressor_kind)k);
@@ -122,6 +127,12 @@ static void test_spec_errors(void **state)
         {"qsgd:0", "out of range"},
         {"qsgd:2.5", "malformed level count"},
         {"qsgd:99999999", "out of range"},
+        {"qsgd:16,bucket=0", "bad bucket size"},
+        {"qsgd:16,bucket=2.5", "bad bucket size"},
+        {"qsgd:16,bucket=", "bad bucket size"},
+        {"qsgd:16,bucket=1e20", "bad bucket size"},
+        {"qsgd:16,buckets=4", "unknown option"},
+        {"qsgd:16,", "unknown option"},
         {"sign:3", "unexpected argument"},
         {"identity:1", "unexpected argument"},
         {"topk:", "empty argument"}};
@@ -726,46 +737,51 @@ static void test_qsgd_unbiased_and_variance(void **state)
     cser_params_free(&L);
 }
 
-/* QSGD against the documented rule, element by element (both the 8-wide path, b <= 8,
- * and the general one, with tails): a = min(|v| s / ||v||, s), l = floor(a) + [u24 <
- * floor(frac(a) 2^24)], u24 from the rank's stream. */
-static void test_qsgd_matches_formula(void **state)
+/* ||v||_2 of one QSGD bucket in the documented order: 16 lanes 8 * (block % 2) + j,
+ * then lane by lane, then the tail. */
+static float ref_norm(const float *v, size_t n)
 {
-    (void)state;
-    static const int levels[] = {16, 5, 300};
-    cser_params L;
-    make_layout(&L);
-    float *v = floats(L.d), *cv = floats(L.d);
-    cser_test_fill_normal(v, L.d, 12, 0, 2.0);
-    for (size_t li = 0; li < sizeof levels / sizeof *levels; li++) {
-        char spec[32];
-        snprintf(spec, sizeof spec, "qsgd:%d", levels[li]);
-        cser_compressor_t *c = make(spec);
-        cser_draw d = {.seed = 99, .step = 4, .salt = 3, .rank = 2};
-        assert_cser_ok(cser_compressor_apply(c, &L, &d, v, cv, NULL));
-        uint32_t s = (uint32_t)levels[li];
-        for (size_t ti = 0; ti < L.ntensors; ti++) {
-            const cser_tensor *t = &L.tensors[ti];
-            const float *vt = v + t->offset;
-            double acc[16] = {0}, ss = 0; /* 16 lanes: 8 * (block % 2) + j */
-            size_t i = 0;
-            for (; i + 8 <= t->numel; i += 8)
-                for (size_t j = 0; j < 8; j++)
-                    acc[8 * (i / 8 % 2) + j] += (double)vt[i + j] * vt[i + j];
-            for (int j = 0; j < 16; j++)
-                ss += acc[j];
-            for (; i < t->numel; i++)
-                ss += (double)vt[i] * vt[i];
-            float norm = (float)sqrt(ss), inv = (float)((double)s / (double)norm);
+    double acc[16] = {0}, ss = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t j = 0; j < 8; j++)
+            acc[8 * (i / 8 % 2) + j] += (double)v[i + j] * v[i + j];
+    for (int j = 0; j < 16; j++)
+        ss += acc[j];
+    for (; i < n; i++)
+        ss += (double)v[i] * v[i];
+    return (float)sqrt(ss);
+}
+
+/* QSGD against the documented rule, element by element: a = min(|v| s / ||v_k||, s),
+ * l = floor(a) + [u16 < floor(frac(a) 2^16)], u16 = bits 16 (i % 4) of draw i / 4 of
+ * the rank's stream; norms per bucket. Both the 8-wide path (b <= 8, buckets of whole
+ * groups of 8) and the scalar one (forced, and for the other cases), with tails. */
+static void check_qsgd_formula(const char *spec, const cser_params *L, const float *v,
+                               float *cv)
+{
+    cser_compressor_t *c = make(spec);
+    cser_draw d = {.seed = 99, .step = 4, .salt = 3, .rank = 2};
+    assert_cser_ok(cser_compressor_apply(c, L, &d, v, cv, NULL));
+    uint32_t s = (uint32_t)cser_compressor_get_params(c)->levels;
+    size_t B0 = cser_compressor_get_params(c)->bucket;
+    for (size_t ti = 0; ti < L->ntensors; ti++) {
+        const cser_tensor *t = &L->tensors[ti];
+        const float *vt = v + t->offset;
+        size_t B = B0 == 0 || B0 > t->numel ? t->numel : B0;
+        uint64_t key = cser_rng_key(99, CSER_STREAM_QSGD, 4, 2, (3ULL << 32) + ti);
+        for (size_t k0 = 0; k0 < t->numel; k0 += B) {
+            size_t len = t->numel - k0 < B ? t->numel - k0 : B;
+            float norm = ref_norm(vt + k0, len);
+            float inv = (float)((double)s / (double)norm);
             float q = (float)((double)norm / (double)s);
-            uint64_t key = cser_rng_key(99, CSER_STREAM_QSGD, 4, 2, (3ULL << 32) + ti);
-            for (i = 0; i < t->numel; i++) {
-                uint64_t r = cser_rng_at(key, i / 2);
-                int32_t u24 = (int32_t)((uint32_t)(i % 2 ? r >> 32 : r) >> 8);
+            for (size_t i = k0; i < k0 + len; i++) {
+                uint64_t r = cser_rng_at(key, i / 4);
+                int32_t u16 = (int32_t)((r >> (16 * (i % 4))) & 0xffff);
                 float a = fabsf(vt[i]) * inv;
                 a = a <= (float)s ? a : (float)s;
                 float fl = floorf(a);
-                int32_t l = (int32_t)fl + (u24 < (int32_t)((a - fl) * 16777216.0f));
+                int32_t l = (int32_t)fl + (u16 < (int32_t)((a - fl) * 65536.0f));
                 float want = (float)(l > (int32_t)s ? (int32_t)s : l) * q;
                 want = signbit(vt[i]) ? -want : want;
                 float got = cv[t->offset + i];
@@ -774,8 +790,27 @@ static void test_qsgd_matches_formula(void **state)
                              ti, i, (double)got, (double)want);
             }
         }
-        cser_compressor_free(c);
     }
+    cser_compressor_free(c);
+}
+
+static void test_qsgd_matches_formula(void **state)
+{
+    (void)state;
+    static const char *const specs[] = {"qsgd:16", "qsgd:5", "qsgd:300",
+                                        "qsgd:16,bucket=64", "qsgd:4,bucket=8",
+                                        "qsgd:16,bucket=12", "qsgd:300,bucket=100",
+                                        "qsgd:127,bucket=512"};
+    cser_params L;
+    make_layout(&L);
+    float *v = floats(L.d), *cv = floats(L.d);
+    cser_test_fill_normal(v, L.d, 12, 0, 2.0);
+    for (int scalar = 0; scalar < 2; scalar++) {
+        cser_compress_scalar_only = scalar;
+        for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
+            check_qsgd_formula(specs[i], &L, v, cv);
+    }
+    cser_compress_scalar_only = 0;
     cser_free_floats(v);
     cser_free_floats(cv);
     cser_params_free(&L);
@@ -828,8 +863,11 @@ static size_t expected_bytes(const char *spec, const cser_params *L, size_t coun
         size_t n = L->tensors[ti].numel;
         if (strcmp(spec, "sign") == 0)
             total += 4 + (n + 7) / 8;
-        else if (strncmp(spec, "qsgd:", 5) == 0)
-            total += 4 + (n * field_bits(atoi(spec + 5)) + 7) / 8;
+        else if (strncmp(spec, "qsgd:", 5) == 0) {
+            const char *bk = strstr(spec, "bucket=");
+            size_t B = bk ? (size_t)atol(bk + 7) : n, nbk = (n + B - 1) / B;
+            total += 4 * nbk + (n * field_bits(atoi(spec + 5)) + 7) / 8;
+        }
         else if (strncmp(spec, "topk:", 5) == 0) {
             size_t k = (size_t)round((double)n / atof(spec + 5));
             total += 8 * (k < 1 ? 1 : k);
@@ -845,7 +883,9 @@ static void test_wire_bytes_and_roundtrip(void **state)
     (void)state;
     static const char *const specs[] = {"identity", "grbs:16", "grbs:8,flat", "randk:16",
                                         "topk:16", "sign", "qsgd:1", "qsgd:3", "qsgd:4",
-                                        "qsgd:16", "qsgd:255"};
+                                        "qsgd:16", "qsgd:255", "qsgd:16,bucket=64",
+                                        "qsgd:3,bucket=7", "qsgd:4,bucket=1",
+                                        "qsgd:255,bucket=100000"};
     cser_params L;
     make_layout(&L);
     float *v = floats(L.d), *cv = floats(L.d), *out = floats(L.d);
@@ -995,6 +1035,258 @@ static void test_corrupted_messages(void **state)
     cser_params_free(&L);
 }
 
+/* ---- fused residual, AVX2 against scalar, buckets ---- */
+
+/* v with the awkward values every path must treat alike: zeros of both signs,
+ * subnormals, huge values and ties at level boundaries. */
+static void fill_awkward(float *v, size_t n, uint64_t seed)
+{
+    cser_test_fill_normal(v, n, seed, 0, 1.0);
+    for (size_t i = 0; i < n; i += 37)
+        v[i] = (i / 37) % 4 == 0 ? 0.0f : (i / 37) % 4 == 1 ? -0.0f
+             : (i / 37) % 4 == 2 ? 1e-40f : -3e4f;
+}
+
+/* encode_resid: the same message as encode, and resid bitwise equal to v followed by
+ * decode_add(alpha = -1), out of place and in place, for every compressor. */
+static void check_encode_resid(const char *spec, const cser_params *L, const float *v)
+{
+    cser_compressor_t *c = make(spec);
+    size_t maxb = cser_compressor_max_bytes(c, L), b1 = 0, b2 = 0;
+    uint8_t *m1 = malloc(maxb + 1), *m2 = malloc(maxb + 1);
+    float *want = floats(L->d), *got = floats(L->d);
+    assert_true(m1 && m2);
+    cser_support sup;
+    cser_support_init(&sup);
+    cser_draw d = draw_at(5, 1);
+    const cser_support *sp = NULL;
+    if (cser_compressor_allreduce_compatible(c)) {
+        assert_cser_ok(cser_compressor_select(c, L, &d, &sup));
+        sp = &sup;
+    }
+    assert_cser_ok(cser_compressor_encode(c, L, &d, sp, v, m1, &b1));
+    memcpy(want, v, L->d * sizeof *want);
+    assert_cser_ok(cser_compressor_decode_add(c, L, sp, m1, b1, -1.0f, want));
+    for (int inplace = 0; inplace < 2; inplace++) {
+        memset(m2, 0xa5, maxb + 1);
+        if (inplace)
+            memcpy(got, v, L->d * sizeof *got);
+        assert_cser_ok(cser_compressor_encode_resid(c, L, &d, sp, inplace ? got : v, m2,
+                                                    &b2, got));
+        assert_int_equal(b1, b2);
+        assert_memory_equal(m1, m2, b1);
+        for (size_t i = 0; i < L->d; i++)
+            if (memcmp(&got[i], &want[i], sizeof got[i]) != 0)
+                fail_msg("%s (in place %d) element %zu: resid %.9g, expected %.9g", spec,
+                         inplace, i, (double)got[i], (double)want[i]);
+    }
+    assert_cser_fails(cser_compressor_encode_resid(c, L, &d, sp, v, m2, &b2, NULL),
+                      CSER_ERR_INVALID, "residual");
+    cser_support_free(&sup);
+    free(m1);
+    free(m2);
+    cser_free_floats(want);
+    cser_free_floats(got);
+    cser_compressor_free(c);
+}
+
+static void test_encode_resid(void **state)
+{
+    (void)state;
+    static const char *const dense[] = {"sign", "qsgd:16", "qsgd:4", "qsgd:300",
+                                        "qsgd:16,bucket=64", "qsgd:5,bucket=12"};
+    cser_params L;
+    make_layout(&L);
+    float *v = floats(L.d);
+    fill_awkward(v, L.d, 21);
+    for (size_t i = 0; i < NSPARSE; i++)
+        check_encode_resid(sparsifiers[i], &L, v);
+    for (int scalar = 0; scalar < 2; scalar++) {
+        cser_compress_scalar_only = scalar;
+        for (size_t i = 0; i < sizeof dense / sizeof *dense; i++)
+            check_encode_resid(dense[i], &L, v);
+    }
+    cser_compress_scalar_only = 0;
+    cser_free_floats(v);
+    cser_params_free(&L);
+}
+
+/* The AVX2 paths (sign; QSGD with b <= 8 and buckets of whole groups) and the forced
+ * scalar paths write the same message bytes and decode to the same bits. */
+static void test_wide_matches_scalar(void **state)
+{
+    (void)state;
+    static const char *const specs[] = {"sign", "qsgd:1", "qsgd:4", "qsgd:16", "qsgd:127",
+                                        "qsgd:16,bucket=8", "qsgd:16,bucket=64",
+                                        "qsgd:3,bucket=24", "qsgd:16,bucket=12"};
+    cser_params L;
+    make_layout(&L);
+    float *v = floats(L.d), *o[2] = {floats(L.d), floats(L.d)};
+    fill_awkward(v, L.d, 22);
+    for (size_t si = 0; si < sizeof specs / sizeof *specs; si++) {
+        cser_compressor_t *c = make(specs[si]);
+        size_t maxb = cser_compressor_max_bytes(c, &L), bytes[2];
+        uint8_t *m[2] = {malloc(maxb), malloc(maxb)};
+        assert_true(m[0] && m[1]);
+        for (int scalar = 0; scalar < 2; scalar++) {
+            cser_compress_scalar_only = scalar;
+            cser_draw d = draw_at(3, 1);
+            assert_cser_ok(cser_compressor_encode(c, &L, &d, NULL, v, m[scalar],
+                                                  &bytes[scalar]));
+            for (size_t i = 0; i < L.d; i++)
+                o[scalar][i] = 0.25f * v[i];
+            assert_cser_ok(cser_compressor_decode_add(c, &L, NULL, m[scalar],
+                                                      bytes[scalar], -0.75f, o[scalar]));
+        }
+        cser_compress_scalar_only = 0;
+        assert_int_equal(bytes[0], bytes[1]);
+        for (size_t i = 0; i < bytes[0]; i++)
+            if (m[0][i] != m[1][i])
+                fail_msg("%s: message byte %zu: AVX2 0x%02x, scalar 0x%02x", specs[si],
+                         i, m[0][i], m[1][i]);
+        for (size_t i = 0; i < L.d; i++)
+            if (memcmp(&o[0][i], &o[1][i], sizeof o[0][i]) != 0)
+                fail_msg("%s: decoded element %zu: AVX2 %.9g, scalar %.9g", specs[si], i,
+                         (double)o[0][i], (double)o[1][i]);
+        free(m[0]);
+        free(m[1]);
+        cser_compressor_free(c);
+    }
+    cser_free_floats(v);
+    cser_free_floats(o[0]);
+    cser_free_floats(o[1]);
+    cser_params_free(&L);
+}
+
+/* Bucketed QSGD: unbiased element by element with the level value of its own bucket,
+ * the variance of each tensor equal to the sum of its buckets' exact rounding
+ * variances, below the sum of the per-bucket bounds min(n_k/s^2, sqrt(n_k)/s)
+ * ||v_k||^2, and below the variance of whole-tensor QSGD. */
+static void test_qsgd_buckets_unbiased_and_variance(void **state)
+{
+    (void)state;
+    enum { DRAWS = 400, S = 4, B = 16 };
+    cser_params L;
+    make_layout(&L);
+    float *v = floats(L.d), *cv = floats(L.d);
+    double *mean = calloc(L.d, sizeof *mean), *qk = calloc(L.d, sizeof *qk);
+    double var[16] = {0}, var_whole[16] = {0};
+    assert_true(mean && qk);
+    cser_test_fill_normal(v, L.d, 16, 0, 1.0);
+    for (size_t i = 0; i < L.d; i += 5) /* uneven magnitudes: buckets differ */
+        v[i] *= 20.0f;
+    cser_compressor_t *c = make("qsgd:4,bucket=16"), *w = make("qsgd:4");
+    for (uint64_t step = 0; step < DRAWS; step++) {
+        cser_draw d = draw_at(step, 3);
+        for (int pass = 0; pass < 2; pass++) {
+            assert_cser_ok(cser_compressor_apply(pass ? w : c, &L, &d, v, cv, NULL));
+            for (size_t ti = 0; ti < L.ntensors; ti++) {
+                const cser_tensor *t = &L.tensors[ti];
+                for (size_t i = t->offset; i < t->offset + t->numel; i++) {
+                    double e = ((double)cv[i] - v[i]) * ((double)cv[i] - v[i]);
+                    if (pass) {
+                        var_whole[ti] += e;
+                    } else {
+                        mean[i] += cv[i];
+                        var[ti] += e;
+                    }
+                }
+            }
+        }
+    }
+    for (size_t ti = 0; ti < L.ntensors; ti++) {
+        const cser_tensor *t = &L.tensors[ti];
+        const float *vt = v + t->offset;
+        double exact = 0, bound = 0, worst = 0;
+        size_t wi = 0;
+        for (size_t k0 = 0; k0 < t->numel; k0 += B) {
+            size_t len = t->numel - k0 < B ? t->numel - k0 : B;
+            double vv = sq(vt + k0, len), q = (double)ref_norm(vt + k0, len) / S;
+            bound += fmin((double)len / (S * S), sqrt((double)len) / S) * vv;
+            for (size_t i = k0; i < k0 + len; i++) {
+                double a = q > 0 ? fabs((double)vt[i]) / q : 0, f = a - floor(a);
+                exact += q * q * f * (1 - f);
+                double m = mean[t->offset + i] / DRAWS;
+                double sd = sqrt(q * q * f * (1 - f) / DRAWS);
+                double err = fabs(m - vt[i]) / (6 * sd + 1e-4 * q + 1e-30);
+                if (err > worst) {
+                    worst = err;
+                    wi = i;
+                }
+            }
+        }
+        if (worst > 1.0)
+            fail_msg("tensor %zu element %zu: mean %.9g, v %.9g (%.2f of the allowed "
+                     "deviation)", ti, wi, mean[t->offset + wi] / DRAWS, (double)vt[wi],
+                     worst);
+        double got = var[ti] / DRAWS;
+        if (got > bound || fabs(got - exact) > 0.1 * exact + 1e-9)
+            fail_msg("tensor %zu: variance %.6g, exact %.6g, bound %.6g", ti, got, exact,
+                     bound);
+        if (t->numel > 2 * B && !(got < var_whole[ti] / DRAWS))
+            fail_msg("tensor %zu: bucketed variance %.6g not below whole-tensor %.6g",
+                     ti, got, var_whole[ti] / DRAWS);
+    }
+    free(mean);
+    free(qk);
+    cser_compressor_free(c);
+    cser_compressor_free(w);
+    cser_free_floats(v);
+    cser_free_floats(cv);
+    cser_params_free(&L);
+}
+
+/* Non-finite scales are data: a tensor holding NaN or inf encodes to a NaN/inf scale
+ * or norm that decodes (to non-finite values) without a format error; a negative
+ * scale or norm is corruption. */
+static void test_nonfinite_scales(void **state)
+{
+    (void)state;
+    static const char *const specs[] = {"sign", "qsgd:16", "qsgd:16,bucket=8"};
+    cser_params L;
+    make_layout(&L);
+    float *v = floats(L.d), *out = floats(L.d);
+    for (size_t si = 0; si < sizeof specs / sizeof *specs; si++) {
+        cser_compressor_t *c = make(specs[si]);
+        for (int k = 0; k < 3; k++) {
+            cser_test_fill_normal(v, L.d, 30, 0, 1.0);
+            v[L.tensors[0].offset + 3] = k == 0 ? NAN : k == 1 ? INFINITY : -INFINITY;
+            size_t bytes = 0;
+            uint8_t *m = encode_msg(c, &L, v, &bytes);
+            memset(out, 0, L.d * sizeof *out);
+            assert_cser_ok(cser_compressor_decode_add(c, &L, NULL, m, bytes, 1.0f, out));
+            assert_false(isfinite(out[L.tensors[0].offset + 3]));
+            assert_true(isfinite(out[L.tensors[1].offset])); /* other tensors intact */
+            float neg = -1.0f, nan = NAN;
+            memcpy(m, &nan, 4); /* tensor 0's first scale/norm */
+            assert_cser_ok(cser_compressor_decode_add(c, &L, NULL, m, bytes, 1.0f, out));
+            memcpy(m, &neg, 4);
+            assert_cser_fails(cser_compressor_decode_add(c, &L, NULL, m, bytes, 1.0f, out),
+                              CSER_ERR_FORMAT, ">= 0");
+            neg = -INFINITY;
+            memcpy(m, &neg, 4);
+            assert_cser_fails(cser_compressor_decode_add(c, &L, NULL, m, bytes, 1.0f, out),
+                              CSER_ERR_FORMAT, ">= 0");
+            free(m);
+        }
+        cser_compressor_free(c);
+    }
+    /* the failing bucket is named */
+    cser_compressor_t *q = make("qsgd:16,bucket=8");
+    cser_test_fill_normal(v, L.d, 31, 0, 1.0);
+    size_t bytes = 0;
+    uint8_t *m = encode_msg(q, &L, v, &bytes);
+    float neg = -2.0f;
+    memcpy(m + 4, &neg, 4);
+    assert_cser_fails(cser_compressor_decode_add(q, &L, NULL, m, bytes, 1.0f, out),
+                      CSER_ERR_FORMAT, "bucket 1");
+    free(m);
+    cser_compressor_free(q);
+    cser_free_floats(v);
+    cser_free_floats(out);
+    cser_params_free(&L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1014,6 +1306,10 @@ int main(void)
         cmocka_unit_test(test_dense_residual),
         cmocka_unit_test(test_wire_bytes_and_roundtrip),
         cmocka_unit_test(test_corrupted_messages),
+        cmocka_unit_test(test_encode_resid),
+        cmocka_unit_test(test_wide_matches_scalar),
+        cmocka_unit_test(test_qsgd_buckets_unbiased_and_variance),
+        cmocka_unit_test(test_nonfinite_scales),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

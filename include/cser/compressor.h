@@ -11,7 +11,10 @@
  *                           fraction kept (k = max(1, round(numel/R)) per tensor)
  *   topk:R | topk:F         exact per-tensor top-k by magnitude (same k rule)
  *   sign                    scaled sign: 1 bit per value + one float scale per tensor
- *   qsgd:S                  QSGD with S >= 1 levels, stochastic rounding
+ *   qsgd:S                  QSGD with S >= 1 levels, stochastic rounding, one norm
+ *                           per tensor
+ *   qsgd:S,bucket=B         the same with one norm per bucket of B consecutive
+ *                           elements of a tensor (the last bucket may be shorter)
  *
  * Allreduce-compatible compressors (identity, zero, grbs, randk) choose their support
  * from shared randomness only (cser_compressor_select), so every worker's C(v) has the
@@ -53,6 +56,7 @@ typedef struct {
     double p;     /* grbs: probability that a tensor takes part, (0,1] (default 1) */
     int flat;     /* grbs: 1 = flattened wrapping-block variant                   */
     int levels;   /* qsgd: s >= 1 (default 16)                                    */
+    size_t bucket; /* qsgd: elements per norm, >= 1; 0 = the whole tensor (default) */
 } cser_compressor_params;
 
 /* The randomness of one compression: every call with a new step draws anew. */
@@ -129,10 +133,21 @@ cser_status cser_compressor_encode(cser_compressor_t *c, const cser_params *L,
                                    const cser_draw *draw, const cser_support *sup,
                                    const float *v, void *msg, size_t *bytes);
 
-/* out += alpha * C(v), decoded from a message of `bytes` bytes (validated). */
+/* out += alpha * C(v), decoded from a message of `bytes` bytes (validated). A NaN or
+ * +inf scale (sign) or norm (qsgd) is accepted: the encoder writes one for a tensor or
+ * bucket holding NaN/inf (a diverged peer), and the non-finite values it decodes to
+ * are left to the caller's divergence checks; negative ones are format errors. */
 cser_status cser_compressor_decode_add(cser_compressor_t *c, const cser_params *L,
                                        const cser_support *sup, const void *msg,
                                        size_t bytes, float alpha, float *out);
+
+/* cser_compressor_encode, and in the same pass over v: resid = v - C(v), bitwise
+ * equal to resid = v followed by decode_add(alpha = -1, resid) of the message (so the
+ * residual of error feedback costs no second pass). resid may alias v. */
+cser_status cser_compressor_encode_resid(cser_compressor_t *c, const cser_params *L,
+                                         const cser_draw *draw, const cser_support *sup,
+                                         const float *v, void *msg, size_t *bytes,
+                                         float *resid);
 
 /* Convenience for tests and tools: cv = C(v) (dense) and resid = v - C(v); either
  * output may be NULL. Selects the support itself when needed. */

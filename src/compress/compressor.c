@@ -7,6 +7,8 @@
 
 #include "compress/compressor_impl.h"
 
+int cser_compress_scalar_only = 0;
+
 static const cser_compressor_vtable *const registry[CSER_COMP_COUNT] = {
     [CSER_COMP_IDENTITY] = &cser_compressor_identity_vt,
     [CSER_COMP_ZERO] = &cser_compressor_zero_vt,
@@ -163,9 +165,24 @@ cser_status cser_compressor_select(cser_compressor_t *c, const cser_params *L,
     return CSER_OK;
 }
 
-cser_status cser_compressor_encode(cser_compressor_t *c, const cser_params *L,
-                                   const cser_draw *draw, const cser_support *sup,
-                                   const float *v, void *msg, size_t *bytes)
+/* Tensor ti of a per-worker compressor, with the residual when resid != NULL. */
+static cser_status encode_tensor(cser_compressor_t *c, const cser_tensor *t, size_t ti,
+                                 const cser_draw *draw, const float *v, uint8_t *msg,
+                                 size_t *bytes, float *resid)
+{
+    if (!resid)
+        return c->vt->encode_tensor(c, t, ti, draw, v, msg, bytes);
+    if (c->vt->encode_resid_tensor)
+        return c->vt->encode_resid_tensor(c, t, ti, draw, v, msg, bytes, resid);
+    CSER_CHECK(c->vt->encode_tensor(c, t, ti, draw, v, msg, bytes));
+    if (resid != v) /* the tensor is still in cache */
+        memcpy(resid, v, t->numel * sizeof *resid);
+    return c->vt->decode_tensor(c, t, msg, -1.0f, resid);
+}
+
+static cser_status encode_common(cser_compressor_t *c, const cser_params *L,
+                                 const cser_draw *draw, const cser_support *sup,
+                                 const float *v, void *msg, size_t *bytes, float *resid)
 {
     CSER_CHECK(check_layout(L, "cser_compressor_encode"));
     if (!v || !bytes || !draw)
@@ -177,7 +194,10 @@ cser_status cser_compressor_encode(cser_compressor_t *c, const cser_params *L,
         CSER_CHECK(cser_support_check(sup, L->d));
         if (!msg && sup->count > 0)
             return cser_error(CSER_ERR_INVALID, "cser_compressor_encode: NULL message");
-        cser_support_gather(sup, v, msg);
+        if (resid)
+            cser_support_gather_resid(sup, v, msg, resid, L->d);
+        else
+            cser_support_gather(sup, v, msg);
         *bytes = 4 * sup->count;
         return CSER_OK;
     }
@@ -187,12 +207,30 @@ cser_status cser_compressor_encode(cser_compressor_t *c, const cser_params *L,
     for (size_t i = 0; i < L->ntensors; i++) {
         const cser_tensor *t = &L->tensors[i];
         size_t nb = 0;
-        CSER_CHECK(c->vt->encode_tensor(c, t, i, draw, v + t->offset,
-                                        (uint8_t *)msg + off, &nb));
+        CSER_CHECK(encode_tensor(c, t, i, draw, v + t->offset, (uint8_t *)msg + off, &nb,
+                                 resid ? resid + t->offset : NULL));
         off += nb;
     }
     *bytes = off;
     return CSER_OK;
+}
+
+cser_status cser_compressor_encode(cser_compressor_t *c, const cser_params *L,
+                                   const cser_draw *draw, const cser_support *sup,
+                                   const float *v, void *msg, size_t *bytes)
+{
+    return encode_common(c, L, draw, sup, v, msg, bytes, NULL);
+}
+
+cser_status cser_compressor_encode_resid(cser_compressor_t *c, const cser_params *L,
+                                         const cser_draw *draw, const cser_support *sup,
+                                         const float *v, void *msg, size_t *bytes,
+                                         float *resid)
+{
+    if (!resid)
+        return cser_error(CSER_ERR_INVALID, "cser_compressor_encode_resid: NULL "
+                          "residual");
+    return encode_common(c, L, draw, sup, v, msg, bytes, resid);
 }
 
 static cser_status decode_sparse(const cser_compressor_t *c, const cser_params *L,
@@ -263,14 +301,8 @@ cser_status cser_compressor_apply(cser_compressor_t *c, const cser_params *L,
         CSER_CHECK(cser_compressor_select(c, L, draw, &c->scratch.sup));
         sup = &c->scratch.sup;
     }
-    size_t bytes = 0;
-    CSER_CHECK(cser_compressor_encode(c, L, draw, sup, v, c->scratch.msg, &bytes));
-    if (resid) { /* before cv, which may alias v */
-        if (resid != v)
-            memcpy(resid, v, L->d * sizeof *resid);
-        CSER_CHECK(cser_compressor_decode_add(c, L, sup, c->scratch.msg, bytes, -1.0f,
-                                              resid));
-    }
+    size_t bytes = 0; /* the residual first: cv may alias v */
+    CSER_CHECK(encode_common(c, L, draw, sup, v, c->scratch.msg, &bytes, resid));
     if (cv) {
         memset(cv, 0, L->d * sizeof *cv);
         CSER_CHECK(cser_compressor_decode_add(c, L, sup, c->scratch.msg, bytes, 1.0f,

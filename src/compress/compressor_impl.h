@@ -27,6 +27,12 @@ typedef struct {
     cser_status (*encode_tensor)(cser_compressor_t *c, const cser_tensor *t, size_t ti,
                                  const cser_draw *draw, const float *v, uint8_t *msg,
                                  size_t *bytes);
+    /* Others, optional: encode_tensor, and resid = v - C(v) in the same pass, bitwise
+     * equal to resid = v; decode_tensor(alpha = -1, resid). resid may alias v. NULL:
+     * compressor.c encodes, then decodes into the residual, tensor by tensor. */
+    cser_status (*encode_resid_tensor)(cser_compressor_t *c, const cser_tensor *t,
+                                       size_t ti, const cser_draw *draw, const float *v,
+                                       uint8_t *msg, size_t *bytes, float *resid);
     /* Others only: out += alpha * C(v) for tensor t from its message of exactly
      * max_tensor(t) bytes (validated content). */
     cser_status (*decode_tensor)(cser_compressor_t *c, const cser_tensor *t,
@@ -58,6 +64,11 @@ extern const cser_compressor_vtable cser_compressor_topk_vt;
 extern const cser_compressor_vtable cser_compressor_sign_vt;
 extern const cser_compressor_vtable cser_compressor_qsgd_vt;
 
+/* Tests only: non-zero makes sign and QSGD take their scalar paths (which must produce
+ * the same bits as the AVX2 ones). Process-wide, not thread-safe; defined in
+ * compressor.c, 0 by default. */
+extern int cser_compress_scalar_only;
+
 /* ---- support.c ---- */
 
 /* Ensures room for n more runs. */
@@ -71,6 +82,10 @@ void cser_support_push(cser_support *s, size_t off, size_t len);
 cser_status cser_support_check(const cser_support *s, size_t d);
 /* msg[j] = v on the support, in run order. */
 void cser_support_gather(const cser_support *s, const float *v, float *msg);
+/* msg[j] = v on the support, in run order, and resid = v - C(v) on the whole vector
+ * (bitwise as resid = v; scatter_add(alpha = -1, resid)); resid may alias v. */
+void cser_support_gather_resid(const cser_support *s, const float *v, float *msg,
+                               float *resid, size_t d);
 /* out += alpha * msg scattered on the support. */
 void cser_support_scatter_add(const cser_support *s, const float *msg, float alpha,
                               float *out);

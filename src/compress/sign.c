@@ -6,6 +6,16 @@
  * ceil(numel/8) bytes of sign bits, bit i%8 of byte i/8 = signbit(v_i), unused high
  * bits of the last byte zero: 4 + ceil(numel/8) bytes. ||v||_1 is summed in double over
  * 16 fixed lanes then lane by lane, the same order in the AVX2 and the scalar path.
+ *
+ * encode_resid makes a second pass over the tensor (still in cache) once s is known:
+ * resid_i = v_i + (signbit(v_i) ? s : -s), the bits of v - C(v) that decode_add with
+ * alpha = -1 produces.
+ *
+ * Non-finite scales: a scale is accepted unless it is negative (sign bit set and not
+ * NaN). NaN and +inf are data, not corruption: the encoder itself writes them when the
+ * tensor holds a NaN or an infinity (a diverged peer), and the decoded NaN/inf values
+ * then reach the caller's divergence checks instead of being reported as a malformed
+ * message. A negative scale is never written by the encoder (||v||_1 >= 0).
  */
 #include <math.h>
 #include <string.h>
@@ -39,7 +49,8 @@ static void pack_blocks(const float *v, size_t n8, uint8_t *bits, double *acc)
 #ifdef __AVX2__
     __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    for (; b + 2 <= n8; b += 2) {
+    const int wide = !cser_compress_scalar_only; /* hoisted: bits may alias it */
+    for (; wide && b + 2 <= n8; b += 2) {
         __m256 x = _mm256_loadu_ps(v + 8 * b), y = _mm256_loadu_ps(v + 8 * b + 8);
         bits[b] = (uint8_t)_mm256_movemask_ps(x);
         bits[b + 1] = (uint8_t)_mm256_movemask_ps(y);
@@ -66,9 +77,27 @@ static void pack_blocks(const float *v, size_t n8, uint8_t *bits, double *acc)
     }
 }
 
-static cser_status sign_encode(cser_compressor_t *c, const cser_tensor *t, size_t ti,
-                               const cser_draw *draw, const float *v, uint8_t *msg,
-                               size_t *bytes)
+/* resid[i] = v[i] + (signbit(v[i]) ? -a : a) for i < n; resid may alias v. */
+static void resid_pass(const float *v, size_t n, float a, float *resid)
+{
+    size_t i = 0;
+#ifdef __AVX2__
+    const __m256 va = _mm256_set1_ps(a);
+    const __m256 sgn = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+    const int wide = !cser_compress_scalar_only;
+    for (; wide && i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(v + i);
+        __m256 val = _mm256_xor_ps(va, _mm256_and_ps(x, sgn));
+        _mm256_storeu_ps(resid + i, _mm256_add_ps(x, val));
+    }
+#endif
+    for (; i < n; i++)
+        resid[i] = v[i] + (signbit(v[i]) ? -a : a);
+}
+
+static cser_status sign_encode_resid(cser_compressor_t *c, const cser_tensor *t,
+                                     size_t ti, const cser_draw *draw, const float *v,
+                                     uint8_t *msg, size_t *bytes, float *resid)
 {
     (void)c;
     (void)ti;
@@ -88,9 +117,19 @@ static cser_status sign_encode(cser_compressor_t *c, const cser_tensor *t, size_
         }
         bits[n8] = byte;
     }
-    cser_put_f32(msg, (float)(l1 / (double)n));
+    float scale = (float)(l1 / (double)n);
+    cser_put_f32(msg, scale);
     *bytes = sign_bytes(n);
+    if (resid)
+        resid_pass(v, n, -1.0f * scale, resid);
     return CSER_OK;
+}
+
+static cser_status sign_encode(cser_compressor_t *c, const cser_tensor *t, size_t ti,
+                               const cser_draw *draw, const float *v, uint8_t *msg,
+                               size_t *bytes)
+{
+    return sign_encode_resid(c, t, ti, draw, v, msg, bytes, NULL);
 }
 
 /* out[0 .. 8*n8) += (bit ? -a : a). */
@@ -101,7 +140,8 @@ static void unpack_blocks(const uint8_t *bits, size_t n8, float a, float *out)
     const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     const __m256 va = _mm256_set1_ps(a);
     const __m256 sgn = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
-    for (; b < n8; b++) {
+    const int wide = !cser_compress_scalar_only;
+    for (; wide && b < n8; b++) {
         __m256i m = _mm256_and_si256(_mm256_set1_epi32(bits[b]), sel);
         __m256 neg = _mm256_castsi256_ps(_mm256_cmpeq_epi32(m, sel));
         __m256 val = _mm256_xor_ps(va, _mm256_and_ps(neg, sgn));
@@ -120,9 +160,9 @@ static cser_status sign_decode(cser_compressor_t *c, const cser_tensor *t,
     size_t n = t->numel, n8 = n / 8;
     float scale = cser_get_f32(msg);
     const uint8_t *bits = msg + 4;
-    if (scale < 0.0f || isinf(scale))
-        return cser_error(CSER_ERR_FORMAT, "scale %g: expected a finite scale >= 0",
-                          (double)scale);
+    if (scale < 0.0f) /* NaN and +inf pass: see the header comment */
+        return cser_error(CSER_ERR_FORMAT, "scale %g: expected a scale >= 0 (or the "
+                          "NaN/inf of a non-finite tensor)", (double)scale);
     if (n % 8 && (bits[n8] >> (n % 8)) != 0)
         return cser_error(CSER_ERR_FORMAT, "last sign byte 0x%02x has bits set past "
                           "element %zu", bits[n8], n);
@@ -139,5 +179,6 @@ const cser_compressor_vtable cser_compressor_sign_vt = {
     .expected = sign_expected,
     .max_tensor = sign_max,
     .encode_tensor = sign_encode,
+    .encode_resid_tensor = sign_encode_resid,
     .decode_tensor = sign_decode,
 };

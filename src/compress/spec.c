@@ -10,6 +10,7 @@
 #include "compress/compressor_impl.h"
 
 #define QSGD_MAX_LEVELS (1 << 24)
+#define QSGD_MAX_BUCKET ((size_t)1 << 40)
 
 static const char *const kind_names[CSER_COMP_COUNT] = {
     [CSER_COMP_IDENTITY] = "identity", [CSER_COMP_ZERO] = "zero",
@@ -45,6 +46,7 @@ cser_compressor_params cser_compressor_default_params(cser_compressor_kind kind)
     p.p = 1.0;
     p.flat = 0;
     p.levels = 16;
+    p.bucket = 0;
     return p;
 }
 
@@ -163,8 +165,8 @@ static cser_status parse_grbs(const char *spec, char *args, cser_compressor_para
     return CSER_OK;
 }
 
-static cser_status parse_qsgd(const char *spec, const char *tok,
-                              cser_compressor_params *p)
+static cser_status parse_levels(const char *spec, const char *tok,
+                                cser_compressor_params *p)
 {
     double x;
     if (!parse_number(tok, &x) || x != floor(x))
@@ -174,6 +176,37 @@ static cser_status parse_qsgd(const char *spec, const char *tok,
         return bad(spec, "level count out of range", tok,
                    "an integer 1 <= S <= 16777216");
     p->levels = (int)x;
+    return CSER_OK;
+}
+
+static cser_status parse_bucket(const char *spec, const char *val,
+                                cser_compressor_params *p)
+{
+    double x;
+    if (!parse_number(val, &x) || x != floor(x) || x < 1.0 ||
+        x > (double)QSGD_MAX_BUCKET)
+        return bad(spec, "bad bucket size", val,
+                   "an integer 1 <= B <= 2^40 (e.g. qsgd:16,bucket=512)");
+    p->bucket = (size_t)x;
+    return CSER_OK;
+}
+
+/* qsgd:S[,bucket=B] or qsgd:bucket=B. */
+static cser_status parse_qsgd(const char *spec, char *args, cser_compressor_params *p)
+{
+    int first = 1;
+    for (char *tok = args; tok; first = 0) {
+        char *comma = strchr(tok, ',');
+        if (comma)
+            *comma = '\0';
+        if (strncmp(tok, "bucket=", 7) == 0)
+            CSER_CHECK(parse_bucket(spec, tok + 7, p));
+        else if (first)
+            CSER_CHECK(parse_levels(spec, tok, p));
+        else
+            return bad(spec, "unknown option", tok, "bucket=B");
+        tok = comma ? comma + 1 : NULL;
+    }
     return CSER_OK;
 }
 
@@ -253,6 +286,8 @@ int cser_compressor_format(const cser_compressor_params *p, char *buf, size_t n)
         format_double(p->ratio, a, sizeof a);
         return snprintf(buf, n, "%s:%s", name, a);
     case CSER_COMP_QSGD:
+        if (p->bucket > 0)
+            return snprintf(buf, n, "qsgd:%d,bucket=%zu", p->levels, p->bucket);
         return snprintf(buf, n, "qsgd:%d", p->levels);
     default:
         return snprintf(buf, n, "%s", name);
@@ -283,5 +318,8 @@ cser_status cser_compressor_check_params(const cser_compressor_params *p)
     if (p->levels < 1 || p->levels > QSGD_MAX_LEVELS)
         return cser_error(CSER_ERR_INVALID, "%s: levels %d: expected 1..%d", name,
                           p->levels, QSGD_MAX_LEVELS);
+    if (p->bucket > QSGD_MAX_BUCKET)
+        return cser_error(CSER_ERR_INVALID, "%s: bucket %zu: expected 0 (whole tensor) "
+                          "or 1..2^40", name, p->bucket);
     return CSER_OK;
 }

@@ -81,6 +81,32 @@ void cser_support_gather(const cser_support *s, const float *v, float *msg)
     }
 }
 
+/* msg = v[run], resid[run] = v[run] - msg (v - v: +0 for finite v, NaN otherwise). */
+static void gather_run(const float *v, float *msg, float *resid, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        float x = v[j];
+        msg[j] = x;
+        resid[j] = x - x;
+    }
+}
+
+void cser_support_gather_resid(const cser_support *s, const float *v, float *msg,
+                               float *resid, size_t d)
+{
+    const cser_run *r = s->runs;
+    size_t end = 0; /* first element after the previous run */
+    for (size_t i = 0; i < s->nruns; i++) {
+        if (resid != v && r[i].off > end)
+            memcpy(resid + end, v + end, (r[i].off - end) * sizeof *resid);
+        gather_run(v + r[i].off, msg, resid + r[i].off, r[i].len);
+        msg += r[i].len;
+        end = r[i].off + r[i].len;
+    }
+    if (resid != v && d > end)
+        memcpy(resid + end, v + end, (d - end) * sizeof *resid);
+}
+
 static void axpy(float *restrict out, const float *restrict x, float alpha, size_t n)
 {
     if (alpha == 1.0f) {
