@@ -4,7 +4,8 @@
 #
 # Usage: fuzz/run.sh [target ...]        (default: every fuzz_*.c; names without fuzz_)
 # Environment: FUZZ_BUILD (build-fuzz), FUZZ_SECONDS (60), FUZZ_RUNS (-1: no limit),
-#              FUZZ_ARGS (extra libFuzzer flags), CC (clang).
+#              FUZZ_ARGS (extra libFuzzer flags), CC (clang), FUZZ_NO_BUILD=1 (run the
+#              fuzzers already built, e.g. while a library file is mid-edit).
 # Seeds come from fuzz/corpus/<target>/ (never written to); new inputs collect in
 # $FUZZ_BUILD/corpus/<target>/, crashes in $FUZZ_BUILD/artifacts/<target>/, logs in
 # $FUZZ_BUILD/logs/<target>.log. Prints one summary line per target and exits 1 if any
@@ -17,8 +18,10 @@ RUNS=${FUZZ_RUNS:--1}
 CC=${CC:-clang}
 case "$CC" in *clang*) ;; *) CC=clang ;; esac
 
-cmake -S "$ROOT/fuzz" -B "$BUILD" -DCMAKE_C_COMPILER="$CC" >/dev/null
-cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+if [ "${FUZZ_NO_BUILD:-0}" != 1 ]; then
+    cmake -S "$ROOT/fuzz" -B "$BUILD" -DCMAKE_C_COMPILER="$CC" >/dev/null
+    cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+fi
 
 # Per-target input size caps: the readers write every input to a file, so keep them
 # small (a CIFAR record is 3073/3074 bytes: 8192 holds two).
@@ -26,7 +29,7 @@ max_len() {
     case "$1" in
     idx | checkpoint) echo 4096 ;;
     cifar) echo 8192 ;;
-    decode) echo 1024 ;;
+    decode | train_args) echo 1024 ;;
     *) echo 256 ;;
     esac
 }
@@ -48,7 +51,10 @@ for t in $TARGETS; do
     log="$BUILD/logs/$t.log"
     mkdir -p "$corpus" "$art" "$BUILD/logs"
     dict=""
-    case "$t" in spec_*) dict="-dict=$ROOT/fuzz/dict/spec.dict" ;; esac
+    case "$t" in
+    spec_*) dict="-dict=$ROOT/fuzz/dict/spec.dict" ;;
+    train_args) dict="-dict=$ROOT/fuzz/dict/train_args.dict" ;;
+    esac
     start=$(date +%s)
     rc=0
     # shellcheck disable=SC2086

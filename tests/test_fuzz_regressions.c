@@ -17,6 +17,7 @@
 #include "../fuzz/fuzz_spec_ratio.c"
 #include "../fuzz/fuzz_spec_schedule.c"
 #include "../fuzz/fuzz_spec_split.c"
+#include "../fuzz/fuzz_train_args.c"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -40,6 +41,7 @@ static const fuzz_target targets[] = {
     {"spec_ratio", fuzz_spec_ratio_one},
     {"spec_schedule", fuzz_spec_schedule_one},
     {"spec_split", fuzz_spec_split_one},
+    {"train_args", fuzz_train_args_one},
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 
@@ -128,6 +130,15 @@ static void test_fixed_findings(void **state)
                       "R_C");
     assert_cser_fails(cser_optim_config_for_ratio("local-sgd", 1e300, &c),
                       CSER_ERR_INVALID, "R_C");
+    cser_train_config tc = cser_train_default_config();
+    char *argv[] = {"train", "--net-bandwidth", "1e300T", NULL};
+    int help = 0;
+    assert_cser_fails(cser_train_parse_args(&tc, CSER_CMD_TRAIN, 3, argv, &help),
+                      CSER_ERR_INVALID, "--net-bandwidth");
+    tc = cser_train_default_config();
+    tc.net_bandwidth = INFINITY;
+    assert_cser_fails(cser_train_validate(&tc, CSER_CMD_TRAIN), CSER_ERR_INVALID,
+                      "--net-bandwidth");
 }
 
 int main(void)

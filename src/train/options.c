@@ -377,8 +377,9 @@ static cser_status parse_value(const opt_def *o, const char *v, cser_train_confi
         return CSER_OK;
     }
     case OPT_BANDWIDTH:
-        if (parse_bandwidth(v, &x) < 0 || !(x > 0))
-            return bad(o, v, "a positive bandwidth in bits/s such as 10G, 1G or 100M");
+        /* the range also rejects what overflows to inf, e.g. 1e300T */
+        if (parse_bandwidth(v, &x) < 0 || !(x >= o->lo && x <= o->hi))
+            return bad(o, v, "a bandwidth of 1 to 1e18 bits/s such as 10G, 1G or 100M");
         *(double *)p = x;
         return CSER_OK;
     case OPT_LATENCY:
@@ -544,7 +545,8 @@ cser_status cser_train_validate(const cser_train_config *c, cser_train_cmd cmd)
             x = *(const int *)p;
         else if (o->type == OPT_LONG)
             x = (double)*(const long *)p;
-        else if (o->type == OPT_DOUBLE || o->type == OPT_LATENCY)
+        else if (o->type == OPT_DOUBLE || o->type == OPT_LATENCY ||
+                 o->type == OPT_BANDWIDTH)
             x = *(const double *)p;
         else
             continue;
