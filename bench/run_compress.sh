@@ -74,7 +74,7 @@ CPU=$(grep -m1 "model name" /proc/cpuinfo | sed 's/.*: //')
     echo "the whole vector (the identity row's decode column: as long as or longer than"
     echo "the memcpy), and the encode must read the vector twice (the norm, then the"
     echo "quantization, because every element needs the norm of its tensor or bucket),"
-    echo "so sign is memory-bound near 0.45. QSGD is compute-bound in its quantizing"
+    echo "so sign is memory-bound at about 0.4-0.5. QSGD is compute-bound in its quantizing"
     echo "pass (about 1 ns per element in cache with AVX2: one SplitMix64 hash per 4"
     echo "elements emulated with 32-bit multiplies, stochastic rounding, pext packing)."
     echo

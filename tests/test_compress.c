@@ -1,6 +1,7 @@
 /* test_compress.c: every compressor of compressor.h: specs, supports, exactness,
- * determinism, shared supports across ranks, contraction, wire bytes, round trips and
- * corrupted messages. */
+ * determinism, shared supports across ranks, contraction, wire bytes, round trips,
+ * corrupted messages, the fused residual of encode_resid, AVX2 against scalar bits,
+ * bucketed QSGD and non-finite scales. */
 #include "testutil.h"
 
 #include "compress/compressor_impl.h" /* cser_compress_scalar_only */
