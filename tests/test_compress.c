@@ -68,7 +68,8 @@ static void test_spec_roundtrip(void **state)
         {"randk:0.01", "randk:100"}, {"topk:0.01", "topk:100"}, {"topk:100", "topk:100"},
         {"topk:0.3", "topk:3.3333333333333335"}, {"sign", "sign"}, {"qsgd:16", "qsgd:16"},
         {"qsgd", "qsgd:16"}, {"qsgd:1", "qsgd:1"}, {"grbs:1.5", "grbs:1.5"},
-        {"qsgd:16,bucket=512", "qsgd:16,bucket=512"}, {"qsgd:bucket=64", "qsgd:16,bucket=64"},
+        {"qsgd:16,bucket=512", "qsgd:16,bucket=512"},
+        {"qsgd:bucket=64", "qsgd:16,bucket=64"},
         {"qsgd:4,bucket=1", "qsgd:4,bucket=1"}};
     for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
         cser_compressor_params p, q;
@@ -1262,12 +1263,14 @@ static void test_nonfinite_scales(void **state)
             memcpy(m, &nan, 4); /* tensor 0's first scale/norm */
             assert_cser_ok(cser_compressor_decode_add(c, &L, NULL, m, bytes, 1.0f, out));
             memcpy(m, &neg, 4);
-            assert_cser_fails(cser_compressor_decode_add(c, &L, NULL, m, bytes, 1.0f, out),
-                              CSER_ERR_FORMAT, ">= 0");
+            assert_cser_fails(
+                cser_compressor_decode_add(c, &L, NULL, m, bytes, 1.0f, out),
+                CSER_ERR_FORMAT, ">= 0");
             neg = -INFINITY;
             memcpy(m, &neg, 4);
-            assert_cser_fails(cser_compressor_decode_add(c, &L, NULL, m, bytes, 1.0f, out),
-                              CSER_ERR_FORMAT, ">= 0");
+            assert_cser_fails(
+                cser_compressor_decode_add(c, &L, NULL, m, bytes, 1.0f, out),
+                CSER_ERR_FORMAT, ">= 0");
             free(m);
         }
         cser_compressor_free(c);

@@ -192,7 +192,8 @@ static void encode_scalar(const float *v, size_t i0, size_t n, bucket_iter *it,
         bucket_at(it, i, -1.0f);
         if (i == i0 || (i & 3) == 0)
             r = cser_rng_at(key, i >> 2);
-        uint32_t f = quantize(v[i], it->inv, it->s, (uint32_t)(r >> (16 * (i & 3))) & 0xffff);
+        uint32_t u16 = (uint32_t)(r >> (16 * (i & 3))) & 0xffff;
+        uint32_t f = quantize(v[i], it->inv, it->s, u16);
         bitw_put(&w, f, b);
         if (resid)
             resid[i] = v[i] + dequant(f, it->q);
