@@ -17,7 +17,7 @@
 static const char *const fuzz_dec_specs[] = {
     "identity", "zero",   "grbs:4",  "grbs:r0=0.5,r1=0.34,p=0.5", "grbs:3,flat",
     "randk:4",  "randk:0.3", "topk:4", "topk:0.5", "topk:1", "sign", "qsgd:1",
-    "qsgd:16",  "qsgd:16777216"};
+    "qsgd:16",  "qsgd:16777216", "qsgd:4,bucket=8", "qsgd:2,bucket=1"};
 #define FUZZ_DEC_NSPECS (sizeof fuzz_dec_specs / sizeof fuzz_dec_specs[0])
 
 static void fuzz_dec_layout(cser_params *L)
