@@ -47,7 +47,8 @@ static fuzz_ckpt_run *fuzz_ckpt_get_run(void)
     if (ready)
         return &run;
     cser_optim_config cfg;
-    FUZZ_ASSERT(cser_comm_group_create(1, &run.group) == CSER_OK, "%s", cser_last_error());
+    FUZZ_ASSERT(cser_comm_group_create(1, &run.group) == CSER_OK, "%s",
+                cser_last_error());
     FUZZ_ASSERT(cser_comm_threads_create(run.group, 0, &run.comm) == CSER_OK, "%s",
                 cser_last_error());
     fuzz_ckpt_layout(&run.L);

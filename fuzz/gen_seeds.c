@@ -32,7 +32,8 @@ static void sb_u8(seed_buf *s, unsigned v)
 
 static void sb_be32(seed_buf *s, uint32_t v)
 {
-    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
+                    (uint8_t)v};
     sb_put(s, b, 4);
 }
 
