@@ -177,6 +177,8 @@ static const conv_case conv_cases[] = {
     {3, 6, 6, 4, 1, 2, 0},  /* 1x1 stride 2 (projection shortcut) */
     {2, 9, 8, 3, 5, 2, 2},  /* 5x5 stride 2 */
     {1, 6, 6, 2, 2, 1, 0},  /* even kernel */
+    {2, 5, 11, 3, 3, 1, 1}, /* same, odd Cout, grid tail of 16 positions */
+    {2, 7, 7, 3, 5, 1, 2},  /* 5x5 same: direct forward and dx, im2col dW */
 };
 
 /* out[n][co][oy][ox] in double, NCHW input, weight [co][ci][k][k]. */
@@ -471,6 +473,59 @@ static void test_fused_relu_equals_layer(void **state)
     free(img);
 }
 
+/* ---- direct convolution (conv_direct.c) equals the im2col path ---- */
+
+/* conv 3->16 - bn+relu - conv 16->16 - add (dx accumulates) - conv 16->9 - gap, on
+ * 3x32x32: whole-plane grids, several image groups in dW, odd Cout. */
+static cser_model_t *direct_model(int direct)
+{
+    if (!direct)
+        setenv("CSER_NN_DIRECT", "0", 1);
+    cser_model_t *m = begin(3, 32, 32, 8);
+    int a, x;
+    assert_cser_ok(nn_conv(m, "c1", 0, 16, 3, 1, 1, 0, 0, &a));
+    assert_cser_ok(nn_batchnorm(m, "bn", a, 1, &x));
+    assert_cser_ok(nn_conv(m, "c2", x, 16, 3, 1, 1, 0, 0, &x));
+    assert_cser_ok(nn_add(m, "add", x, a, 1, &x));
+    assert_cser_ok(nn_conv(m, "c3", x, 9, 3, 1, 1, 1, 0, &x));
+    assert_cser_ok(nn_gap(m, "gap", x, &x));
+    finish(m);
+    unsetenv("CSER_NN_DIRECT");
+    return m;
+}
+
+static void test_conv_direct_matches_im2col(void **state)
+{
+    (void)state;
+    int n = 8;
+    size_t ni = (size_t)n * 3 * 32 * 32;
+    cser_model_t *d = direct_model(1), *r = direct_model(0);
+    printf("  direct convolution %s on this CPU\n",
+           d->layers[0].direct ? "used" : "not available (both sides im2col)");
+    assert_int_equal(r->layers[0].direct, 0);
+    assert_int_equal(d->params.d, r->params.d);
+    memcpy(d->params.data, r->params.data, r->params.d * sizeof(float));
+    float *img = normal_images(ni, 19);
+    int32_t lab[8];
+    labels_for(d, lab, n);
+    backward_at(d, img, lab, n);
+    backward_at(r, img, lab, n);
+    for (int i = 1; i < r->nacts; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "direct activation %d", i);
+        assert_true(cser_test_max_err(d->acts[i].x, r->acts[i].x,
+                                      nn_act_size(&r->acts[i], n), 1e-5, 1e-4,
+                                      what) <= 1.0);
+    }
+    assert_true(cser_test_max_err(d->grads, r->grads, r->params.d, 1e-5, 1e-3,
+                                  "direct grads") <= 1.0);
+    assert_true(cser_test_max_err(d->acts[0].dx, r->acts[0].dx, ni, 1e-6, 1e-3,
+                                  "direct input grads") <= 1.0);
+    free(img);
+    cser_model_free(d);
+    cser_model_free(r);
+}
+
 /* ---- softmax cross-entropy and accuracy ---- */
 
 static void test_softmax_xent(void **state)
@@ -512,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_train_and_eval),
         cmocka_unit_test(test_add_gradients),
         cmocka_unit_test(test_fused_relu_equals_layer),
+        cmocka_unit_test(test_conv_direct_matches_im2col),
         cmocka_unit_test(test_softmax_xent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,7 +7,8 @@
  *   backward: dW = dy * col^T,  db = rowsum(dy),  dcol = W^T * dy -> col2im -> dx.
  * Both run over chunks of examples (nn_conv_chunk) whose col fits in cache; every
  * conv shares one col scratch buffer. A 1x1 convolution with stride 1 and no padding
- * uses the input as col directly.
+ * uses the input as col directly. Stride-1 "same" convolutions run their forward pass
+ * and dx by nn_conv_direct (conv_direct.c) where the CPU allows.
  */
 #include "nn/nn_impl.h"
 
@@ -158,6 +159,12 @@ static void conv_forward(cser_model_t *m, nn_layer *l, int n, int train)
     int kk = g.c * g.k * g.k;
     size_t ohw = (size_t)g.oh * g.ow, p = (size_t)n * ohw;
     const float *w = m->xp + l->w_off;
+    if (l->direct) {
+        nn_direct_geom dg = {g.c, l->cout, n, g.h, g.w, g.k, g.pad};
+        nn_conv_direct(&dg, in->x, w, out->x, 0, m->scratch);
+        conv_bias_act(m, l, out->x, p, 0, p);
+        return;
+    }
     if (l->col_is_input) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->cout, (int)p, kk, 1.0f,
                     w, kk, in->x, (int)p, 0.0f, out->x, (int)p);
@@ -210,6 +217,11 @@ static void conv_backward_dx_direct(cser_model_t *m, nn_layer *l, const conv_geo
             for (int t = 0; t < k * k; t++)
                 m->wflip[((size_t)ci * co_n + co) * k * k + t] =
                     w[((size_t)co * ci_n + ci) * k * k + (k * k - 1 - t)];
+    if (l->direct) {
+        nn_direct_geom dg = {co_n, ci_n, g->n, g->h, g->w, k, g->pad};
+        nn_conv_direct(&dg, out->dx, m->wflip, in->dx, l->acc[0], m->scratch);
+        return;
+    }
     conv_geom gd = {co_n, g->n, g->oh, g->ow, k, 1, k - 1 - g->pad, g->h, g->w};
     size_t hw = (size_t)g->h * g->w, p = (size_t)g->n * hw;
     for (int n0 = 0; n0 < g->n; n0 += l->chunk_dx) {
@@ -234,6 +246,13 @@ static void conv_backward(cser_model_t *m, nn_layer *l, int n)
     if (l->b_off != NN_NO_PARAM)
         for (int co = 0; co < l->cout; co++)
             m->grads[l->b_off + co] = nn_sum(dy + (size_t)co * p, p);
+    if (l->direct && l->k == 3) {
+        nn_direct_geom dg = {g.c, l->cout, n, g.h, g.w, g.k, g.pad};
+        nn_conv_direct_dw(&dg, in->x, dy, m->grads + l->w_off, m->scratch);
+        if (l->dx_direct && in->needs_grad)
+            conv_backward_dx_direct(m, l, &g);
+        return;
+    }
     if (!l->col_is_input) {
         for (int n0 = 0; n0 < n; n0 += l->chunk)
             conv_backward_chunk(m, l, &g, n0, n - n0 < l->chunk ? n - n0 : l->chunk);

@@ -113,8 +113,16 @@ static size_t plan_cols(cser_model_t *m)
         size_t per = (size_t)in->c * l->k * l->k * out->h * out->w;
         l->chunk = chunk_of(m, target, per);
         maxc = per * l->chunk > maxc ? per * l->chunk : maxc;
+        l->direct = nn_conv_direct_usable(l->k, l->stride, l->pad);
+        nn_direct_geom dg = {in->c, l->cout, m->cfg.max_batch, in->h, in->w, l->k, l->pad};
+        size_t df = l->direct ? nn_conv_direct_floats(&dg) : 0;
+        maxc = df > maxc ? df : maxc;
         if (!l->dx_direct)
             continue;
+        dg.cin = l->cout;
+        dg.cout = in->c;
+        df = l->direct ? nn_conv_direct_floats(&dg) : 0;
+        maxc = df > maxc ? df : maxc;
         size_t per_dx = (size_t)l->cout * l->k * l->k * in->h * in->w;
         l->chunk_dx = chunk_of(m, target, per_dx);
         maxc = per_dx * l->chunk_dx > maxc ? per_dx * l->chunk_dx : maxc;

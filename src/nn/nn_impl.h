@@ -56,6 +56,7 @@ struct nn_layer {
     int dx_direct;            /* conv: dx as a convolution of dy (stride 1, same)  */
     int chunk_dx;             /* conv: examples per chunk of that convolution      */
     int col_is_input;         /* conv 1x1, stride 1, pad 0: col is the input       */
+    int direct;               /* conv: forward and dx by nn_conv_direct            */
     float *save;              /* BN: [2*C] batch mean and 1/std                    */
     int32_t *idx;             /* max-pool: argmax offsets into the input           */
 };
@@ -131,6 +132,24 @@ void nn_relu_mask(float *g, const float *y, size_t n);
 float nn_sum(const float *x, size_t n);
 /* Per-element: dst = src (acc 0) or dst += src (acc 1). */
 void nn_put(float *dst, const float *src, size_t n, int acc);
+
+/* ---- direct stride-1 "same" convolution (conv_direct.c) ---- */
+typedef struct {
+    int cin, cout, n, h, w; /* channels in/out, batch, height, width (in = out) */
+    int k, pad;             /* odd kernel, pad = (k-1)/2                         */
+} nn_direct_geom;
+
+/* 1 if nn_conv_direct handles this geometry on this CPU (AVX-512F) and the
+ * environment does not set CSER_NN_DIRECT=0. */
+int nn_conv_direct_usable(int k, int stride, int pad);
+/* Scratch floats nn_conv_direct needs. */
+size_t nn_conv_direct_floats(const nn_direct_geom *g);
+/* y[Cout][N][H][W] (= or += when acc) conv(x[Cin][N][H][W], w[Cout][Cin*k*k]). */
+void nn_conv_direct(const nn_direct_geom *g, const float *x, const float *w, float *y,
+                    int acc, float *scratch);
+/* dw[Cout][Cin*9] = gradient of a 3x3 nn_conv_direct for x and dy[Cout][N][H][W]. */
+void nn_conv_direct_dw(const nn_direct_geom *g, const float *x, const float *dy,
+                       float *dw, float *scratch);
 
 /* Number of floats of an activation for n examples. */
 static inline size_t nn_act_size(const nn_act *a, int n)

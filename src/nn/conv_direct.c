@@ -1,0 +1,289 @@
+/* conv_direct.c: stride-1 "same" convolution (k odd, pad (k-1)/2) as an implicit GEMM
+ * over a zero-padded copy of the input, with an AVX-512 kernel and no im2col.
+ *
+ * The input planes are copied once into planes of PH x PW = (H+2p) x (W+2p) floats
+ * with zero borders. An output position q = oy*PW + ox of that padded-width grid
+ * reads input (ci, ky, kx) at xpad[ci][q + ky*PW + kx]: every row of the virtual col
+ * matrix is the padded plane at a constant offset, so the kernel loads it directly.
+ * The grid computes PW - W extra (garbage) columns per row that are dropped when the
+ * result is copied out. The kernel holds 8 output channels x 48 positions in 24
+ * AVX-512 accumulators; weights are repacked as [Cout/8][Cin*k*k][8]. Accumulation
+ * order is fixed (ci, then ky, kx), so results are deterministic.
+ *
+ * The kernel needs AVX-512F at run time (checked once); elsewhere, or when the
+ * environment sets CSER_NN_DIRECT=0, conv.c keeps its im2col + sgemm path.
+ */
+#include "nn/nn_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__GNUC__)
+#define NN_HAVE_DIRECT 1
+#include <immintrin.h>
+#else
+#define NN_HAVE_DIRECT 0
+#endif
+
+#define CO_BLK 8  /* output channels per kernel call */
+#define SLACK 64  /* floats after the padded planes (reads of garbage columns) */
+
+typedef struct {
+    int pw, ph;       /* padded width and height                  */
+    size_t pp;        /* padded plane                             */
+    size_t lr;        /* grid positions per image, rounded to 16  */
+    int kidx;         /* Cin*k*k                                  */
+} dgeom;
+
+static dgeom dgeom_of(const nn_direct_geom *g)
+{
+    dgeom d;
+    d.pw = g->w + 2 * g->pad;
+    d.ph = g->h + 2 * g->pad;
+    d.pp = (size_t)d.pw * d.ph;
+    d.lr = ((size_t)g->h * d.pw + 15) / 16 * 16;
+    d.kidx = g->cin * g->k * g->k;
+    return d;
+}
+
+size_t nn_conv_direct_floats(const nn_direct_geom *g)
+{
+    dgeom d = dgeom_of(g);
+    size_t cob = ((size_t)g->cout + CO_BLK - 1) / CO_BLK, xf = (size_t)g->cin * g->n * d.pp;
+    size_t fwd = cob * CO_BLK * d.kidx + CO_BLK * d.lr;
+    size_t dw = g->k == 3 ? ((size_t)g->cout + 1) / 2 * 2 * g->n * d.lr : 0;
+    return xf + SLACK + (fwd > dw ? fwd : dw);
+}
+
+int nn_conv_direct_usable(int k, int stride, int pad)
+{
+    if (!NN_HAVE_DIRECT || k % 2 == 0 || k > 7 || stride != 1 || 2 * pad != k - 1)
+        return 0;
+    const char *env = getenv("CSER_NN_DIRECT"); /* "0": keep im2col (tests, benchmarks) */
+    if (env && !strcmp(env, "0"))
+        return 0;
+#if NN_HAVE_DIRECT
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+/* xpad[ci][n] = x[ci][n] with a zero border of g->pad; zero slack after the planes. */
+static void pad_input(const nn_direct_geom *g, const dgeom *d, const float *x, float *xp)
+{
+    size_t plane = (size_t)g->h * g->w, planes = (size_t)g->cin * g->n;
+    int p = g->pad;
+    for (size_t i = 0; i < planes; i++) {
+        const float *s = x + i * plane;
+        float *t = xp + i * d->pp;
+        memset(t, 0, ((size_t)p * d->pw + p) * sizeof(float));
+        t += (size_t)p * d->pw + p;
+        for (int y = 0; y < g->h; y++, t += d->pw, s += g->w) {
+            memcpy(t, s, (size_t)g->w * sizeof(float));
+            memset(t + g->w, 0, 2 * (size_t)p * sizeof(float)); /* right + next left */
+        }
+        memset(t - p, 0, ((size_t)p * d->pw) * sizeof(float)); /* bottom rows */
+    }
+    memset(xp + planes * d->pp, 0, SLACK * sizeof(float));
+}
+
+/* wt[b][kidx][r] = w[b*8 + r][kidx], zero rows past cout. */
+static void pack_weights(const nn_direct_geom *g, const dgeom *d, const float *w,
+                         float *wt)
+{
+    int cob = (g->cout + CO_BLK - 1) / CO_BLK;
+    for (int b = 0; b < cob; b++)
+        for (int kq = 0; kq < d->kidx; kq++)
+            for (int r = 0; r < CO_BLK; r++) {
+                int co = b * CO_BLK + r;
+                wt[((size_t)b * d->kidx + kq) * CO_BLK + r] =
+                    co < g->cout ? w[(size_t)co * d->kidx + kq] : 0.0f;
+            }
+}
+
+#if NN_HAVE_DIRECT
+/* Named accumulators (GCC keeps arrays of vectors in memory): a<r><v> for 8 rows r
+ * and up to 3 vectors v of 16 positions. */
+#define ZERO3(r) __m512 a##r##0 = _mm512_setzero_ps(), a##r##1 = a##r##0, a##r##2 = a##r##0
+#define FMA3(r)                                                                       \
+    do {                                                                              \
+        __m512 b = _mm512_set1_ps(wt[r]);                                             \
+        a##r##0 = _mm512_fmadd_ps(x0, b, a##r##0);                                    \
+        a##r##1 = _mm512_fmadd_ps(x1, b, a##r##1);                                    \
+        a##r##2 = _mm512_fmadd_ps(x2, b, a##r##2);                                    \
+    } while (0)
+#define STORE3(r)                                                                     \
+    do {                                                                              \
+        _mm512_storeu_ps(yt + (r) * ldy, a##r##0);                                    \
+        _mm512_storeu_ps(yt + (r) * ldy + 16, a##r##1);                               \
+        _mm512_storeu_ps(yt + (r) * ldy + 32, a##r##2);                               \
+    } while (0)
+#define FMA1(r) a##r##0 = _mm512_fmadd_ps(x0, _mm512_set1_ps(wt[r]), a##r##0)
+#define STORE1(r) _mm512_storeu_ps(yt + (r) * ldy, a##r##0)
+
+/* yt[r][0..48) = sum over ci, t of wt[ci*kk + t][r] * xp[ci*cs + off[t] + 0..48). */
+__attribute__((target("avx512f"))) static void tile3(const float *xp, size_t cs,
+                                                     const int *off, int kk, int cin,
+                                                     const float *wt, float *yt,
+                                                     size_t ldy)
+{
+    ZERO3(0); ZERO3(1); ZERO3(2); ZERO3(3); ZERO3(4); ZERO3(5); ZERO3(6); ZERO3(7);
+    for (int ci = 0; ci < cin; ci++, xp += cs)
+        for (int t = 0; t < kk; t++, wt += CO_BLK) {
+            const float *s = xp + off[t];
+            __m512 x0 = _mm512_loadu_ps(s), x1 = _mm512_loadu_ps(s + 16),
+                   x2 = _mm512_loadu_ps(s + 32);
+            FMA3(0); FMA3(1); FMA3(2); FMA3(3); FMA3(4); FMA3(5); FMA3(6); FMA3(7);
+        }
+    STORE3(0); STORE3(1); STORE3(2); STORE3(3);
+    STORE3(4); STORE3(5); STORE3(6); STORE3(7);
+}
+
+/* The same over 16 positions. */
+__attribute__((target("avx512f"))) static void tile1(const float *xp, size_t cs,
+                                                     const int *off, int kk, int cin,
+                                                     const float *wt, float *yt,
+                                                     size_t ldy)
+{
+    __m512 a00 = _mm512_setzero_ps(), a10 = a00, a20 = a00, a30 = a00, a40 = a00,
+           a50 = a00, a60 = a00, a70 = a00;
+    for (int ci = 0; ci < cin; ci++, xp += cs)
+        for (int t = 0; t < kk; t++, wt += CO_BLK) {
+            __m512 x0 = _mm512_loadu_ps(xp + off[t]);
+            FMA1(0); FMA1(1); FMA1(2); FMA1(3); FMA1(4); FMA1(5); FMA1(6); FMA1(7);
+        }
+    STORE1(0); STORE1(1); STORE1(2); STORE1(3);
+    STORE1(4); STORE1(5); STORE1(6); STORE1(7);
+}
+#endif
+
+/* y[co][n] (= or +=) the valid columns of yt[co - co0][oy*PW + ox]. */
+static void copy_out(const nn_direct_geom *g, const dgeom *d, const float *yt, float *y,
+                     int n, int co0, int acc)
+{
+    size_t plane = (size_t)g->h * g->w;
+    for (int r = 0; r < CO_BLK && co0 + r < g->cout; r++) {
+        float *dst = y + ((size_t)(co0 + r) * g->n + n) * plane;
+        const float *src = yt + (size_t)r * d->lr;
+        for (int oy = 0; oy < g->h; oy++)
+            nn_put(dst + (size_t)oy * g->w, src + (size_t)oy * d->pw, (size_t)g->w, acc);
+    }
+}
+
+void nn_conv_direct(const nn_direct_geom *g, const float *x, const float *w, float *y,
+                    int acc, float *scratch)
+{
+#if NN_HAVE_DIRECT
+    dgeom d = dgeom_of(g);
+    int cob = (g->cout + CO_BLK - 1) / CO_BLK, kk = g->k * g->k, off[64];
+    float *xp = scratch, *wt = xp + (size_t)g->cin * g->n * d.pp + SLACK;
+    float *yt = wt + (size_t)cob * CO_BLK * d.kidx;
+    for (int ky = 0; ky < g->k; ky++)
+        for (int kx = 0; kx < g->k; kx++)
+            off[ky * g->k + kx] = ky * d.pw + kx;
+    pad_input(g, &d, x, xp);
+    pack_weights(g, &d, w, wt);
+    size_t cs = (size_t)g->n * d.pp;
+    for (int n = 0; n < g->n; n++)
+        for (int b = 0; b < cob; b++) {
+            const float *xn = xp + (size_t)n * d.pp, *wb = wt + (size_t)b * d.kidx * CO_BLK;
+            size_t q = 0;
+            for (; q + 48 <= d.lr; q += 48)
+                tile3(xn + q, cs, off, kk, g->cin, wb, yt + q, d.lr);
+            for (; q < d.lr; q += 16)
+                tile1(xn + q, cs, off, kk, g->cin, wb, yt + q, d.lr);
+            copy_out(g, &d, yt, y, n, b * CO_BLK, acc);
+        }
+#else
+    (void)g, (void)x, (void)w, (void)y, (void)acc, (void)scratch;
+#endif
+}
+
+/* ---- weight gradient of a 3x3 convolution ---- */
+
+#if NN_HAVE_DIRECT
+#define DW_ZERO(t) __m512 p0##t = _mm512_setzero_ps(), p1##t = p0##t
+#define DW_TAP(t, o)                                                                  \
+    do {                                                                              \
+        __m512 xv = _mm512_loadu_ps(s + (o));                                         \
+        p0##t = _mm512_fmadd_ps(y0, xv, p0##t);                                       \
+        p1##t = _mm512_fmadd_ps(y1, xv, p1##t);                                       \
+    } while (0)
+#define DW_OUT(t)                                                                     \
+    do {                                                                              \
+        float u0 = _mm512_reduce_add_ps(p0##t), u1 = _mm512_reduce_add_ps(p1##t);     \
+        dw0[t] = acc ? dw0[t] + u0 : u0;                                              \
+        dw1[t] = acc ? dw1[t] + u1 : u1;                                              \
+    } while (0)
+
+/* dw0[t] (=, += when acc) sum over images and grid positions q of dy0[q] times
+ * x[q + off(t)], the 9 taps t of a 3x3 kernel; dw1 the same for dy1. */
+__attribute__((target("avx512f"))) static void dw_pair(
+    const float *x, const float *dy0, const float *dy1, int nimg, const dgeom *d,
+    float *dw0, float *dw1, int acc)
+{
+    DW_ZERO(0); DW_ZERO(1); DW_ZERO(2); DW_ZERO(3); DW_ZERO(4);
+    DW_ZERO(5); DW_ZERO(6); DW_ZERO(7); DW_ZERO(8);
+    size_t pw = (size_t)d->pw;
+    for (int n = 0; n < nimg; n++, x += d->pp, dy0 += d->lr, dy1 += d->lr)
+        for (size_t q = 0; q < d->lr; q += 16) {
+            const float *s = x + q;
+            __m512 y0 = _mm512_loadu_ps(dy0 + q), y1 = _mm512_loadu_ps(dy1 + q);
+            DW_TAP(0, 0); DW_TAP(1, 1); DW_TAP(2, 2);
+            DW_TAP(3, pw); DW_TAP(4, pw + 1); DW_TAP(5, pw + 2);
+            DW_TAP(6, 2 * pw); DW_TAP(7, 2 * pw + 1); DW_TAP(8, 2 * pw + 2);
+        }
+    DW_OUT(0); DW_OUT(1); DW_OUT(2); DW_OUT(3); DW_OUT(4);
+    DW_OUT(5); DW_OUT(6); DW_OUT(7); DW_OUT(8);
+}
+#endif
+
+/* dyp[co][n] = dy[co][n] on the padded-width grid, zero in the extra columns and
+ * past H*PW; an odd Cout gets one zero row more. */
+static void pad_grad(const nn_direct_geom *g, const dgeom *d, const float *dy,
+                     float *dyp)
+{
+    size_t plane = (size_t)g->h * g->w, rows = (size_t)g->cout * g->n;
+    for (size_t i = 0; i < rows; i++) {
+        const float *s = dy + i * plane;
+        float *t = dyp + i * d->lr;
+        for (int y = 0; y < g->h; y++, t += d->pw, s += g->w) {
+            memcpy(t, s, (size_t)g->w * sizeof(float));
+            memset(t + g->w, 0, (size_t)(d->pw - g->w) * sizeof(float));
+        }
+        memset(t, 0, (d->lr - (size_t)g->h * d->pw) * sizeof(float));
+    }
+    if (g->cout % 2)
+        memset(dyp + rows * d->lr, 0, (size_t)g->n * d->lr * sizeof(float));
+}
+
+void nn_conv_direct_dw(const nn_direct_geom *g, const float *x, const float *dy,
+                       float *dw, float *scratch)
+{
+#if NN_HAVE_DIRECT
+    dgeom d = dgeom_of(g);
+    float *xp = scratch, *dyp = xp + (size_t)g->cin * g->n * d.pp + SLACK, tmp[9];
+    pad_input(g, &d, x, xp);
+    pad_grad(g, &d, dy, dyp);
+    /* images per pass: about 1 MiB of input and gradient planes */
+    size_t per = (size_t)g->cin * d.pp + (size_t)g->cout * d.lr;
+    int grp = (int)((size_t)(256 << 10) / per);
+    grp = grp < 1 ? 1 : grp > g->n ? g->n : grp;
+    size_t xs = (size_t)g->n * d.pp, ys = (size_t)g->n * d.lr;
+    for (int n0 = 0; n0 < g->n; n0 += grp) {
+        int nb = g->n - n0 < grp ? g->n - n0 : grp;
+        for (int co = 0; co < g->cout; co += 2) {
+            const float *y0 = dyp + co * ys + (size_t)n0 * d.lr, *y1 = y0 + ys;
+            for (int ci = 0; ci < g->cin; ci++) {
+                float *w0 = dw + ((size_t)co * g->cin + ci) * 9;
+                float *w1 = co + 1 < g->cout ? w0 + (size_t)g->cin * 9 : tmp;
+                dw_pair(xp + ci * xs + (size_t)n0 * d.pp, y0, y1, nb, &d, w0, w1, n0 > 0);
+            }
+        }
+    }
+#else
+    (void)g, (void)x, (void)dy, (void)dw, (void)scratch;
+#endif
+}
