@@ -95,7 +95,7 @@ cser_status cser_optim_parse(const char *spec, cser_optim_config *out);
 int cser_optim_format(const cser_optim_config *cfg, char *buf, size_t n);
 
 /* Target ratio -> configuration. `spec` is a method name or a partial spec (keys given
- * there are kept); rc >= 1 is the target overall ratio R_C. For CSER the authors' rule
+ * there are kept); rc in [1, 1e9] is the target overall ratio R_C. For CSER the authors' rule
  * R_C1 * H = R_C2 gives R_C = R_C2 / 2 with the default H (documented in optim.c);
  * for QSparse and CSER-PL the ratio includes H. */
 cser_status cser_optim_config_for_ratio(const char *spec, double rc,
