@@ -475,8 +475,9 @@ static void test_fused_relu_equals_layer(void **state)
 
 /* ---- direct convolution (conv_direct.c) equals the im2col path ---- */
 
-/* conv 3->16 - bn+relu - conv 16->16 - add (dx accumulates) - conv 16->9 - gap, on
- * 3x32x32: whole-plane grids, several image groups in dW, odd Cout. */
+/* conv 3->16 - bn+relu - conv 16->16 - add (dx accumulates) - conv 16->9 - conv 9->10
+ * stride 2 + relu - gap, on 3x32x32: whole-plane grids, several image groups in dW,
+ * odd Cout, phase planes. */
 static cser_model_t *direct_model(int direct)
 {
     if (!direct)
@@ -488,6 +489,7 @@ static cser_model_t *direct_model(int direct)
     assert_cser_ok(nn_conv(m, "c2", x, 16, 3, 1, 1, 0, 0, &x));
     assert_cser_ok(nn_add(m, "add", x, a, 1, &x));
     assert_cser_ok(nn_conv(m, "c3", x, 9, 3, 1, 1, 1, 0, &x));
+    assert_cser_ok(nn_conv(m, "c4", x, 10, 3, 2, 1, 0, 1, &x));
     assert_cser_ok(nn_gap(m, "gap", x, &x));
     finish(m);
     unsetenv("CSER_NN_DIRECT");

@@ -7,8 +7,9 @@
  *   backward: dW = dy * col^T,  db = rowsum(dy),  dcol = W^T * dy -> col2im -> dx.
  * Both run over chunks of examples (nn_conv_chunk) whose col fits in cache; every
  * conv shares one col scratch buffer. A 1x1 convolution with stride 1 and no padding
- * uses the input as col directly. Stride-1 "same" convolutions run their forward pass
- * and dx by nn_conv_direct (conv_direct.c) where the CPU allows.
+ * uses the input as col directly. Where the CPU allows, stride-1 "same" convolutions
+ * run their forward pass and dx, and 3x3 stride-2 ones their forward pass, by
+ * nn_conv_direct (conv_direct.c); both take dW (3x3) from nn_conv_direct_dw.
  */
 #include "nn/nn_impl.h"
 
@@ -160,7 +161,7 @@ static void conv_forward(cser_model_t *m, nn_layer *l, int n, int train)
     size_t ohw = (size_t)g.oh * g.ow, p = (size_t)n * ohw;
     const float *w = m->xp + l->w_off;
     if (l->direct) {
-        nn_direct_geom dg = {g.c, l->cout, n, g.h, g.w, g.k, g.pad};
+        nn_direct_geom dg = {g.c, l->cout, n, g.h, g.w, g.k, g.s, g.pad};
         nn_conv_direct(&dg, in->x, w, out->x, 0, m->scratch);
         conv_bias_act(m, l, out->x, p, 0, p);
         return;
@@ -181,6 +182,24 @@ static void conv_forward(cser_model_t *m, nn_layer *l, int n, int train)
     }
 }
 
+/* dx_c (+)= col2im(W^T dy_c) for the chunk of examples [n0, n0+nb). */
+static void conv_backward_dx_col2im(cser_model_t *m, nn_layer *l, const conv_geom *g,
+                                    int n0, int nb)
+{
+    nn_act *in = &m->acts[l->in[0]], *out = &m->acts[l->out];
+    int kk = g->c * g->k * g->k;
+    size_t ohw = (size_t)g->oh * g->ow, p = (size_t)g->n * ohw, pc = (size_t)nb * ohw;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, (int)pc, l->cout, 1.0f,
+                m->xp + l->w_off, kk, out->dx + (size_t)n0 * ohw, (int)p, 0.0f,
+                m->scratch, (int)pc);
+    size_t plane = (size_t)g->h * g->w;
+    if (!l->acc[0])
+        for (int c = 0; c < g->c; c++)
+            memset(in->dx + ((size_t)c * g->n + n0) * plane, 0,
+                   (size_t)nb * plane * sizeof(float));
+    col2im(g, m->scratch, in->dx, n0, nb);
+}
+
 /* Backward of one chunk of examples: dW (+)= dy_c col_c^T, dx_c (+)= col2im(W^T dy_c). */
 static void conv_backward_chunk(cser_model_t *m, nn_layer *l, const conv_geom *g,
                                 int n0, int nb)
@@ -193,16 +212,8 @@ static void conv_backward_chunk(cser_model_t *m, nn_layer *l, const conv_geom *g
     im2col(g, in->x, m->scratch, n0, nb);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->cout, kk, (int)pc, 1.0f, dy,
                 (int)p, m->scratch, (int)pc, n0 ? 1.0f : 0.0f, m->grads + l->w_off, kk);
-    if (!in->needs_grad || l->dx_direct)
-        return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, (int)pc, l->cout, 1.0f,
-                m->xp + l->w_off, kk, dy, (int)p, 0.0f, m->scratch, (int)pc);
-    size_t plane = (size_t)g->h * g->w;
-    if (!l->acc[0])
-        for (int c = 0; c < g->c; c++)
-            memset(in->dx + ((size_t)c * g->n + n0) * plane, 0,
-                   (size_t)nb * plane * sizeof(float));
-    col2im(g, m->scratch, in->dx, n0, nb);
+    if (in->needs_grad && !l->dx_direct)
+        conv_backward_dx_col2im(m, l, g, n0, nb);
 }
 
 /* Stride 1, "same" padding: dx = conv(dy, W flipped and transposed, pad k-1-pad),
@@ -218,7 +229,7 @@ static void conv_backward_dx_direct(cser_model_t *m, nn_layer *l, const conv_geo
                 m->wflip[((size_t)ci * co_n + co) * k * k + t] =
                     w[((size_t)co * ci_n + ci) * k * k + (k * k - 1 - t)];
     if (l->direct) {
-        nn_direct_geom dg = {co_n, ci_n, g->n, g->h, g->w, k, g->pad};
+        nn_direct_geom dg = {co_n, ci_n, g->n, g->h, g->w, k, 1, g->pad};
         nn_conv_direct(&dg, out->dx, m->wflip, in->dx, l->acc[0], m->scratch);
         return;
     }
@@ -247,10 +258,13 @@ static void conv_backward(cser_model_t *m, nn_layer *l, int n)
         for (int co = 0; co < l->cout; co++)
             m->grads[l->b_off + co] = nn_sum(dy + (size_t)co * p, p);
     if (l->direct && l->k == 3) {
-        nn_direct_geom dg = {g.c, l->cout, n, g.h, g.w, g.k, g.pad};
+        nn_direct_geom dg = {g.c, l->cout, n, g.h, g.w, g.k, g.s, g.pad};
         nn_conv_direct_dw(&dg, in->x, dy, m->grads + l->w_off, m->scratch);
-        if (l->dx_direct && in->needs_grad)
+        if (in->needs_grad && l->dx_direct)
             conv_backward_dx_direct(m, l, &g);
+        else if (in->needs_grad)
+            for (int n0 = 0; n0 < n; n0 += l->chunk)
+                conv_backward_dx_col2im(m, l, &g, n0, n - n0 < l->chunk ? n - n0 : l->chunk);
         return;
     }
     if (!l->col_is_input) {

@@ -1,12 +1,14 @@
-/* conv_direct.c: stride-1 "same" convolution (k odd, pad (k-1)/2) as an implicit GEMM
- * over a zero-padded copy of the input, with an AVX-512 kernel and no im2col.
+/* conv_direct.c: stride-1 "same" convolution (k odd, pad (k-1)/2) and 3x3 stride-2
+ * padding-1 convolution as an implicit GEMM over a zero-padded copy of the input,
+ * with AVX-512 kernels and no im2col.
  *
  * The input planes are copied once into planes of PH x PW = (H+2p) x (W+2p) floats
  * with zero borders. An output position q = oy*PW + ox of that padded-width grid
  * reads input (ci, ky, kx) at xpad[ci][q + ky*PW + kx]: every row of the virtual col
  * matrix is the padded plane at a constant offset, so the kernel loads it directly.
  * The grid computes PW - W extra (garbage) columns per row that are dropped when the
- * result is copied out. The kernel holds 8 output channels x 48 positions in 24
+ * result is copied out. Stride 2 splits each input plane into 4 phase planes (even or
+ * odd rows x even or odd columns), in which every tap again is a constant offset. The kernel holds 8 output channels x 48 positions in 24
  * AVX-512 accumulators; weights are repacked as [Cout/8][Cin*k*k][8]. Accumulation
  * order is fixed (ci, then ky, kx), so results are deterministic.
  *
@@ -29,27 +31,52 @@
 #define SLACK 64  /* floats after the padded planes (reads of garbage columns) */
 
 typedef struct {
-    int pw, ph;       /* padded width and height                  */
-    size_t pp;        /* padded plane                             */
-    size_t lr;        /* grid positions per image, rounded to 16  */
-    int kidx;         /* Cin*k*k                                  */
+    int s, nph;       /* stride, phase planes per input plane (s*s)        */
+    int r0;           /* padded rows (columns) before phase row (column) 0 */
+    int oh, ow;       /* output height, width                              */
+    int pw, ph;       /* phase plane width and height                      */
+    size_t pp, blk;   /* phase plane, all phases of one input plane        */
+    size_t lr;        /* grid positions per image, rounded to 16           */
+    int kidx;         /* Cin*k*k                                           */
 } dgeom;
+
+/* floor(a / b) for b > 0 */
+static int floordiv(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 static dgeom dgeom_of(const nn_direct_geom *g)
 {
     dgeom d;
-    d.pw = g->w + 2 * g->pad;
-    d.ph = g->h + 2 * g->pad;
+    d.s = g->stride;
+    d.nph = d.s * d.s;
+    d.r0 = (g->pad + d.s - 1) / d.s;
+    d.oh = (g->h + 2 * g->pad - g->k) / d.s + 1;
+    d.ow = (g->w + 2 * g->pad - g->k) / d.s + 1;
+    int extra = d.r0 + floordiv(g->k - 1 - g->pad, d.s);
+    d.pw = d.ow + extra;
+    d.ph = d.oh + extra;
     d.pp = (size_t)d.pw * d.ph;
-    d.lr = ((size_t)g->h * d.pw + 15) / 16 * 16;
+    d.blk = d.pp * d.nph;
+    d.lr = ((size_t)d.oh * d.pw + 15) / 16 * 16;
     d.kidx = g->cin * g->k * g->k;
     return d;
+}
+
+/* off[ky*k + kx]: where tap (ky, kx) of grid position 0 lies in an input block. */
+static void tap_offsets(const nn_direct_geom *g, const dgeom *d, int *off)
+{
+    for (int ky = 0; ky < g->k; ky++)
+        for (int kx = 0; kx < g->k; kx++) {
+            int dy = floordiv(ky - g->pad, d->s), dx = floordiv(kx - g->pad, d->s);
+            int ay = ky - g->pad - dy * d->s, ax = kx - g->pad - dx * d->s;
+            off[ky * g->k + kx] = (int)((size_t)(ay * d->s + ax) * d->pp) +
+                                  (dy + d->r0) * d->pw + dx + d->r0;
+        }
 }
 
 size_t nn_conv_direct_floats(const nn_direct_geom *g)
 {
     dgeom d = dgeom_of(g);
-    size_t cob = ((size_t)g->cout + CO_BLK - 1) / CO_BLK, xf = (size_t)g->cin * g->n * d.pp;
+    size_t cob = ((size_t)g->cout + CO_BLK - 1) / CO_BLK, xf = (size_t)g->cin * g->n * d.blk;
     size_t fwd = cob * CO_BLK * d.kidx + CO_BLK * d.lr;
     size_t dw = g->k == 3 ? ((size_t)g->cout + 1) / 2 * 2 * g->n * d.lr : 0;
     return xf + SLACK + (fwd > dw ? fwd : dw);
@@ -57,7 +84,8 @@ size_t nn_conv_direct_floats(const nn_direct_geom *g)
 
 int nn_conv_direct_usable(int k, int stride, int pad)
 {
-    if (!NN_HAVE_DIRECT || k % 2 == 0 || k > 7 || stride != 1 || 2 * pad != k - 1)
+    int same = stride == 1 && k % 2 == 1 && 2 * pad == k - 1 && k <= 7;
+    if (!NN_HAVE_DIRECT || !(same || (stride == 2 && k == 3 && pad == 1)))
         return 0;
     const char *env = getenv("CSER_NN_DIRECT"); /* "0": keep im2col (tests, benchmarks) */
     if (env && !strcmp(env, "0"))
@@ -70,23 +98,64 @@ int nn_conv_direct_usable(int k, int stride, int pad)
 #endif
 }
 
-/* xpad[ci][n] = x[ci][n] with a zero border of g->pad; zero slack after the planes. */
+#if NN_HAVE_DIRECT
+/* d[0..n) = s[0..n) (acc 0) or d += s, in masked 16-float steps. */
+__attribute__((target("avx512f"))) static void put_row(float *d, const float *s, int n,
+                                                       int acc)
+{
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, s + i);
+        if (acc)
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, d + i));
+        _mm512_mask_storeu_ps(d + i, m, v);
+    }
+}
+#else
+static void put_row(float *d, const float *s, int n, int acc) { nn_put(d, s, n, acc); }
+#endif
+
+/* Stride 1: one phase, the plane with a zero border of g->pad. */
+static void pad_plane_s1(const nn_direct_geom *g, const dgeom *d, const float *s, float *t)
+{
+    int p = g->pad;
+    memset(t, 0, ((size_t)p * d->pw + p) * sizeof(float));
+    t += (size_t)p * d->pw + p;
+    for (int y = 0; y < g->h; y++, t += d->pw, s += g->w) {
+        put_row(t, s, g->w, 0);
+        for (int i = 0; i < 2 * p; i++) /* right border + next row's left border */
+            t[g->w + i] = 0.0f;
+    }
+    memset(t - p, 0, ((size_t)p * d->pw) * sizeof(float));
+}
+
+/* Stride s: phase (ay, ax) holds input (s*(r - r0) + ay, s*(c - r0) + ax), else 0. */
+static void pad_plane_phases(const nn_direct_geom *g, const dgeom *d, const float *x,
+                             float *t)
+{
+    for (int ay = 0; ay < d->s; ay++)
+        for (int ax = 0; ax < d->s; ax++)
+            for (int r = 0; r < d->ph; r++, t += d->pw) {
+                int iy = d->s * (r - d->r0) + ay;
+                for (int c = 0; c < d->pw; c++) {
+                    int ix = d->s * (c - d->r0) + ax;
+                    int in = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
+                    t[c] = in ? x[(size_t)iy * g->w + ix] : 0.0f;
+                }
+            }
+}
+
+/* xp[ci][n] = the phase planes of x[ci][n]; zero slack after them. */
 static void pad_input(const nn_direct_geom *g, const dgeom *d, const float *x, float *xp)
 {
     size_t plane = (size_t)g->h * g->w, planes = (size_t)g->cin * g->n;
-    int p = g->pad;
     for (size_t i = 0; i < planes; i++) {
-        const float *s = x + i * plane;
-        float *t = xp + i * d->pp;
-        memset(t, 0, ((size_t)p * d->pw + p) * sizeof(float));
-        t += (size_t)p * d->pw + p;
-        for (int y = 0; y < g->h; y++, t += d->pw, s += g->w) {
-            memcpy(t, s, (size_t)g->w * sizeof(float));
-            memset(t + g->w, 0, 2 * (size_t)p * sizeof(float)); /* right + next left */
-        }
-        memset(t - p, 0, ((size_t)p * d->pw) * sizeof(float)); /* bottom rows */
+        if (d->s == 1)
+            pad_plane_s1(g, d, x + i * plane, xp + i * d->blk);
+        else
+            pad_plane_phases(g, d, x + i * plane, xp + i * d->blk);
     }
-    memset(xp + planes * d->pp, 0, SLACK * sizeof(float));
+    memset(xp + planes * d->blk, 0, SLACK * sizeof(float));
 }
 
 /* wt[b][kidx][r] = w[b*8 + r][kidx], zero rows past cout. */
@@ -163,12 +232,12 @@ __attribute__((target("avx512f"))) static void tile1(const float *xp, size_t cs,
 static void copy_out(const nn_direct_geom *g, const dgeom *d, const float *yt, float *y,
                      int n, int co0, int acc)
 {
-    size_t plane = (size_t)g->h * g->w;
+    size_t plane = (size_t)d->oh * d->ow;
     for (int r = 0; r < CO_BLK && co0 + r < g->cout; r++) {
         float *dst = y + ((size_t)(co0 + r) * g->n + n) * plane;
         const float *src = yt + (size_t)r * d->lr;
-        for (int oy = 0; oy < g->h; oy++)
-            nn_put(dst + (size_t)oy * g->w, src + (size_t)oy * d->pw, (size_t)g->w, acc);
+        for (int oy = 0; oy < d->oh; oy++)
+            put_row(dst + (size_t)oy * d->ow, src + (size_t)oy * d->pw, d->ow, acc);
     }
 }
 
@@ -177,18 +246,16 @@ void nn_conv_direct(const nn_direct_geom *g, const float *x, const float *w, flo
 {
 #if NN_HAVE_DIRECT
     dgeom d = dgeom_of(g);
-    int cob = (g->cout + CO_BLK - 1) / CO_BLK, kk = g->k * g->k, off[64];
-    float *xp = scratch, *wt = xp + (size_t)g->cin * g->n * d.pp + SLACK;
+    int cob = (g->cout + CO_BLK - 1) / CO_BLK, kk = g->k * g->k, off[49];
+    float *xp = scratch, *wt = xp + (size_t)g->cin * g->n * d.blk + SLACK;
     float *yt = wt + (size_t)cob * CO_BLK * d.kidx;
-    for (int ky = 0; ky < g->k; ky++)
-        for (int kx = 0; kx < g->k; kx++)
-            off[ky * g->k + kx] = ky * d.pw + kx;
+    tap_offsets(g, &d, off);
     pad_input(g, &d, x, xp);
     pack_weights(g, &d, w, wt);
-    size_t cs = (size_t)g->n * d.pp;
+    size_t cs = (size_t)g->n * d.blk;
     for (int n = 0; n < g->n; n++)
         for (int b = 0; b < cob; b++) {
-            const float *xn = xp + (size_t)n * d.pp, *wb = wt + (size_t)b * d.kidx * CO_BLK;
+            const float *xn = xp + (size_t)n * d.blk, *wb = wt + (size_t)b * d.kidx * CO_BLK;
             size_t q = 0;
             for (; q + 48 <= d.lr; q += 48)
                 tile3(xn + q, cs, off, kk, g->cin, wb, yt + q, d.lr);
@@ -205,9 +272,9 @@ void nn_conv_direct(const nn_direct_geom *g, const float *x, const float *w, flo
 
 #if NN_HAVE_DIRECT
 #define DW_ZERO(t) __m512 p0##t = _mm512_setzero_ps(), p1##t = p0##t
-#define DW_TAP(t, o)                                                                  \
+#define DW_TAP(t)                                                                     \
     do {                                                                              \
-        __m512 xv = _mm512_loadu_ps(s + (o));                                         \
+        __m512 xv = _mm512_loadu_ps(s + o##t);                                         \
         p0##t = _mm512_fmadd_ps(y0, xv, p0##t);                                       \
         p1##t = _mm512_fmadd_ps(y1, xv, p1##t);                                       \
     } while (0)
@@ -219,41 +286,42 @@ void nn_conv_direct(const nn_direct_geom *g, const float *x, const float *w, flo
     } while (0)
 
 /* dw0[t] (=, += when acc) sum over images and grid positions q of dy0[q] times
- * x[q + off(t)], the 9 taps t of a 3x3 kernel; dw1 the same for dy1. */
+ * x[q + off[t]], the 9 taps t of a 3x3 kernel; dw1 the same for dy1. */
 __attribute__((target("avx512f"))) static void dw_pair(
     const float *x, const float *dy0, const float *dy1, int nimg, const dgeom *d,
-    float *dw0, float *dw1, int acc)
+    const int *off, float *dw0, float *dw1, int acc)
 {
     DW_ZERO(0); DW_ZERO(1); DW_ZERO(2); DW_ZERO(3); DW_ZERO(4);
     DW_ZERO(5); DW_ZERO(6); DW_ZERO(7); DW_ZERO(8);
-    size_t pw = (size_t)d->pw;
-    for (int n = 0; n < nimg; n++, x += d->pp, dy0 += d->lr, dy1 += d->lr)
+    const size_t o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3], o4 = off[4],
+                 o5 = off[5], o6 = off[6], o7 = off[7], o8 = off[8];
+    for (int n = 0; n < nimg; n++, x += d->blk, dy0 += d->lr, dy1 += d->lr)
         for (size_t q = 0; q < d->lr; q += 16) {
             const float *s = x + q;
             __m512 y0 = _mm512_loadu_ps(dy0 + q), y1 = _mm512_loadu_ps(dy1 + q);
-            DW_TAP(0, 0); DW_TAP(1, 1); DW_TAP(2, 2);
-            DW_TAP(3, pw); DW_TAP(4, pw + 1); DW_TAP(5, pw + 2);
-            DW_TAP(6, 2 * pw); DW_TAP(7, 2 * pw + 1); DW_TAP(8, 2 * pw + 2);
+            DW_TAP(0); DW_TAP(1); DW_TAP(2); DW_TAP(3); DW_TAP(4);
+            DW_TAP(5); DW_TAP(6); DW_TAP(7); DW_TAP(8);
         }
     DW_OUT(0); DW_OUT(1); DW_OUT(2); DW_OUT(3); DW_OUT(4);
     DW_OUT(5); DW_OUT(6); DW_OUT(7); DW_OUT(8);
 }
 #endif
 
-/* dyp[co][n] = dy[co][n] on the padded-width grid, zero in the extra columns and
- * past H*PW; an odd Cout gets one zero row more. */
+/* dyp[co][n] = dy[co][n] on the grid (rows of PW), zero in the extra columns and
+ * past OH*PW; an odd Cout gets one zero row more. */
 static void pad_grad(const nn_direct_geom *g, const dgeom *d, const float *dy,
                      float *dyp)
 {
-    size_t plane = (size_t)g->h * g->w, rows = (size_t)g->cout * g->n;
+    size_t plane = (size_t)d->oh * d->ow, rows = (size_t)g->cout * g->n;
     for (size_t i = 0; i < rows; i++) {
         const float *s = dy + i * plane;
         float *t = dyp + i * d->lr;
-        for (int y = 0; y < g->h; y++, t += d->pw, s += g->w) {
-            memcpy(t, s, (size_t)g->w * sizeof(float));
-            memset(t + g->w, 0, (size_t)(d->pw - g->w) * sizeof(float));
+        for (int y = 0; y < d->oh; y++, t += d->pw, s += d->ow) {
+            put_row(t, s, d->ow, 0);
+            for (int c = d->ow; c < d->pw; c++)
+                t[c] = 0.0f;
         }
-        memset(t, 0, (d->lr - (size_t)g->h * d->pw) * sizeof(float));
+        memset(t, 0, (d->lr - (size_t)d->oh * d->pw) * sizeof(float));
     }
     if (g->cout % 2)
         memset(dyp + rows * d->lr, 0, (size_t)g->n * d->lr * sizeof(float));
@@ -264,14 +332,16 @@ void nn_conv_direct_dw(const nn_direct_geom *g, const float *x, const float *dy,
 {
 #if NN_HAVE_DIRECT
     dgeom d = dgeom_of(g);
-    float *xp = scratch, *dyp = xp + (size_t)g->cin * g->n * d.pp + SLACK, tmp[9];
+    float *xp = scratch, *dyp = xp + (size_t)g->cin * g->n * d.blk + SLACK, tmp[9];
+    int off[9];
+    tap_offsets(g, &d, off);
     pad_input(g, &d, x, xp);
     pad_grad(g, &d, dy, dyp);
     /* images per pass: about 1 MiB of input and gradient planes */
-    size_t per = (size_t)g->cin * d.pp + (size_t)g->cout * d.lr;
+    size_t per = (size_t)g->cin * d.blk + (size_t)g->cout * d.lr;
     int grp = (int)((size_t)(256 << 10) / per);
     grp = grp < 1 ? 1 : grp > g->n ? g->n : grp;
-    size_t xs = (size_t)g->n * d.pp, ys = (size_t)g->n * d.lr;
+    size_t xs = (size_t)g->n * d.blk, ys = (size_t)g->n * d.lr;
     for (int n0 = 0; n0 < g->n; n0 += grp) {
         int nb = g->n - n0 < grp ? g->n - n0 : grp;
         for (int co = 0; co < g->cout; co += 2) {
@@ -279,7 +349,8 @@ void nn_conv_direct_dw(const nn_direct_geom *g, const float *x, const float *dy,
             for (int ci = 0; ci < g->cin; ci++) {
                 float *w0 = dw + ((size_t)co * g->cin + ci) * 9;
                 float *w1 = co + 1 < g->cout ? w0 + (size_t)g->cin * 9 : tmp;
-                dw_pair(xp + ci * xs + (size_t)n0 * d.pp, y0, y1, nb, &d, w0, w1, n0 > 0);
+                dw_pair(xp + ci * xs + (size_t)n0 * d.blk, y0, y1, nb, &d, off, w0, w1,
+                        n0 > 0);
             }
         }
     }

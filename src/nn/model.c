@@ -114,7 +114,8 @@ static size_t plan_cols(cser_model_t *m)
         l->chunk = chunk_of(m, target, per);
         maxc = per * l->chunk > maxc ? per * l->chunk : maxc;
         l->direct = nn_conv_direct_usable(l->k, l->stride, l->pad);
-        nn_direct_geom dg = {in->c, l->cout, m->cfg.max_batch, in->h, in->w, l->k, l->pad};
+        nn_direct_geom dg = {in->c,  l->cout, m->cfg.max_batch, in->h,
+                             in->w, l->k,    l->stride,         l->pad};
         size_t df = l->direct ? nn_conv_direct_floats(&dg) : 0;
         maxc = df > maxc ? df : maxc;
         if (!l->dx_direct)

@@ -135,8 +135,8 @@ void nn_put(float *dst, const float *src, size_t n, int acc);
 
 /* ---- direct stride-1 "same" convolution (conv_direct.c) ---- */
 typedef struct {
-    int cin, cout, n, h, w; /* channels in/out, batch, height, width (in = out) */
-    int k, pad;             /* odd kernel, pad = (k-1)/2                         */
+    int cin, cout, n, h, w; /* channels in/out, batch, input height, width       */
+    int k, stride, pad;     /* stride 1: odd k, pad (k-1)/2; stride 2: k 3, pad 1 */
 } nn_direct_geom;
 
 /* 1 if nn_conv_direct handles this geometry on this CPU (AVX-512F) and the
@@ -147,7 +147,7 @@ size_t nn_conv_direct_floats(const nn_direct_geom *g);
 /* y[Cout][N][H][W] (= or += when acc) conv(x[Cin][N][H][W], w[Cout][Cin*k*k]). */
 void nn_conv_direct(const nn_direct_geom *g, const float *x, const float *w, float *y,
                     int acc, float *scratch);
-/* dw[Cout][Cin*9] = gradient of a 3x3 nn_conv_direct for x and dy[Cout][N][H][W]. */
+/* dw[Cout][Cin*9] = gradient of a 3x3 nn_conv_direct for x and dy[Cout][N][OH][OW]. */
 void nn_conv_direct_dw(const nn_direct_geom *g, const float *x, const float *dy,
                        float *dw, float *scratch);
 
