@@ -78,7 +78,7 @@ size_t nn_conv_direct_floats(const nn_direct_geom *g)
     dgeom d = dgeom_of(g);
     size_t cob = ((size_t)g->cout + CO_BLK - 1) / CO_BLK, xf = (size_t)g->cin * g->n * d.blk;
     size_t fwd = cob * CO_BLK * d.kidx + CO_BLK * d.lr;
-    size_t dw = g->k == 3 ? ((size_t)g->cout + 1) / 2 * 2 * g->n * d.lr : 0;
+    size_t dw = g->k == 3 ? ((size_t)g->cout + 1) * g->n * d.lr : 0;
     return xf + SLACK + (fwd > dw ? fwd : dw);
 }
 
@@ -271,10 +271,14 @@ void nn_conv_direct(const nn_direct_geom *g, const float *x, const float *w, flo
 /* ---- weight gradient of a 3x3 convolution ---- */
 
 #if NN_HAVE_DIRECT
+/* Keeps a loaded vector in a register: otherwise GCC folds the load into each FMA
+ * that uses it, and every (cache-line splitting) load runs 2 or 3 times. */
+#define NN_IN_REG(v) __asm__("" : "+v"(v))
 #define DW_ZERO(t) __m512 p0##t = _mm512_setzero_ps(), p1##t = p0##t
 #define DW_TAP(t)                                                                     \
     do {                                                                              \
         __m512 xv = _mm512_loadu_ps(s + o##t);                                         \
+        NN_IN_REG(xv);                                                                \
         p0##t = _mm512_fmadd_ps(y0, xv, p0##t);                                       \
         p1##t = _mm512_fmadd_ps(y1, xv, p1##t);                                       \
     } while (0)
@@ -305,10 +309,50 @@ __attribute__((target("avx512f"))) static void dw_pair(
     DW_OUT(0); DW_OUT(1); DW_OUT(2); DW_OUT(3); DW_OUT(4);
     DW_OUT(5); DW_OUT(6); DW_OUT(7); DW_OUT(8);
 }
+
+#define DW3_ZERO(t) __m512 p0##t = _mm512_setzero_ps(), p1##t = p0##t, p2##t = p0##t
+#define DW3_TAP(t)                                                                    \
+    do {                                                                              \
+        __m512 xv = _mm512_loadu_ps(s + o##t);                                         \
+        NN_IN_REG(xv);                                                                \
+        p0##t = _mm512_fmadd_ps(y0, xv, p0##t);                                       \
+        p1##t = _mm512_fmadd_ps(y1, xv, p1##t);                                       \
+        p2##t = _mm512_fmadd_ps(y2, xv, p2##t);                                       \
+    } while (0)
+#define DW3_OUT(t)                                                                    \
+    do {                                                                              \
+        float u0 = _mm512_reduce_add_ps(p0##t), u1 = _mm512_reduce_add_ps(p1##t),     \
+              u2 = _mm512_reduce_add_ps(p2##t);                                       \
+        dw0[t] = acc ? dw0[t] + u0 : u0;                                              \
+        dw0[ldw + t] = acc ? dw0[ldw + t] + u1 : u1;                                  \
+        dw0[2 * ldw + t] = acc ? dw0[2 * ldw + t] + u2 : u2;                          \
+    } while (0)
+
+/* dw_pair for three gradient rows dy0, dy0 + ldy, dy0 + 2*ldy into dw0, dw0 + ldw,
+ * dw0 + 2*ldw: 27 accumulators, each shifted input load feeds 3 FMAs. */
+__attribute__((target("avx512f"))) static void dw_triple(
+    const float *x, const float *dy0, size_t ldy, int nimg, const dgeom *d,
+    const int *off, float *dw0, size_t ldw, int acc)
+{
+    DW3_ZERO(0); DW3_ZERO(1); DW3_ZERO(2); DW3_ZERO(3); DW3_ZERO(4);
+    DW3_ZERO(5); DW3_ZERO(6); DW3_ZERO(7); DW3_ZERO(8);
+    const size_t o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3], o4 = off[4],
+                 o5 = off[5], o6 = off[6], o7 = off[7], o8 = off[8];
+    for (int n = 0; n < nimg; n++, x += d->blk, dy0 += d->lr)
+        for (size_t q = 0; q < d->lr; q += 16) {
+            const float *s = x + q;
+            __m512 y0 = _mm512_loadu_ps(dy0 + q), y1 = _mm512_loadu_ps(dy0 + ldy + q),
+                   y2 = _mm512_loadu_ps(dy0 + 2 * ldy + q);
+            DW3_TAP(0); DW3_TAP(1); DW3_TAP(2); DW3_TAP(3); DW3_TAP(4);
+            DW3_TAP(5); DW3_TAP(6); DW3_TAP(7); DW3_TAP(8);
+        }
+    DW3_OUT(0); DW3_OUT(1); DW3_OUT(2); DW3_OUT(3); DW3_OUT(4);
+    DW3_OUT(5); DW3_OUT(6); DW3_OUT(7); DW3_OUT(8);
+}
 #endif
 
 /* dyp[co][n] = dy[co][n] on the grid (rows of PW), zero in the extra columns and
- * past OH*PW; an odd Cout gets one zero row more. */
+ * past OH*PW; one zero row more after the last channel. */
 static void pad_grad(const nn_direct_geom *g, const dgeom *d, const float *dy,
                      float *dyp)
 {
@@ -323,8 +367,7 @@ static void pad_grad(const nn_direct_geom *g, const dgeom *d, const float *dy,
         }
         memset(t, 0, (d->lr - (size_t)d->oh * d->pw) * sizeof(float));
     }
-    if (g->cout % 2)
-        memset(dyp + rows * d->lr, 0, (size_t)g->n * d->lr * sizeof(float));
+    memset(dyp + rows * d->lr, 0, (size_t)g->n * d->lr * sizeof(float));
 }
 
 void nn_conv_direct_dw(const nn_direct_geom *g, const float *x, const float *dy,
@@ -344,7 +387,13 @@ void nn_conv_direct_dw(const nn_direct_geom *g, const float *x, const float *dy,
     size_t xs = (size_t)g->n * d.blk, ys = (size_t)g->n * d.lr;
     for (int n0 = 0; n0 < g->n; n0 += grp) {
         int nb = g->n - n0 < grp ? g->n - n0 : grp;
-        for (int co = 0; co < g->cout; co += 2) {
+        int co = 0;
+        for (; co + 3 <= g->cout; co += 3) /* rows of 3, then 2 or 1 (+ the zero row) */
+            for (int ci = 0; ci < g->cin; ci++)
+                dw_triple(xp + ci * xs + (size_t)n0 * d.blk, dyp + co * ys + (size_t)n0 * d.lr,
+                          ys, nb, &d, off, dw + ((size_t)co * g->cin + ci) * 9,
+                          (size_t)g->cin * 9, n0 > 0);
+        for (; co < g->cout; co += 2) {
             const float *y0 = dyp + co * ys + (size_t)n0 * d.lr, *y1 = y0 + ys;
             for (int ci = 0; ci < g->cin; ci++) {
                 float *w0 = dw + ((size_t)co * g->cin + ci) * 9;
