@@ -18,16 +18,18 @@
  *   4. after its reduce-scatter sends completed, it receives the other chunks' segments
  *      in place into buf and waits for everything.
  *   Data: buf holds v_r until step 3 rewrites chunk r and step 4 the others.
- * allreduce_fast (cser_comm_set_fast): MPI_Allreduce in pieces of <= 2^30 floats.
- * allgather: MPI_Allgather of (bytes, recv_cap) pairs, every rank checks all caps, then
+ * allreduce_fast (cser_comm_set_fast): MPI_Iallreduce in pieces of <= 2^30 floats.
+ * allgather: MPI_Iallgather of (bytes, recv_cap) pairs, every rank checks all caps, then
  *   point-to-point messages of <= 1 GiB straight into recv.
- * bcast: MPI_Allgather of (bytes, root) to check agreement, then MPI_Bcast in <= 1 GiB
+ * bcast: MPI_Iallgather of (bytes, root) to check agreement, then MPI_Ibcast in <= 1 GiB
  *   pieces. barrier: MPI_Ibarrier.
  *
  * Failure: MPI errors come back (MPI_ERRORS_RETURN) as CSER_ERR_COMM with MPI's string;
  * after a failed collective this communicator refuses further calls. With a watchdog
- * (cser_comm_set_timeout) waits poll MPI_Test and fail at the deadline. cser_comm_abort
- * ends the job with MPI_Abort (peers cannot otherwise be told).
+ * (cser_comm_set_timeout) every wait, of point-to-point requests and of the nonblocking
+ * collectives (MPI_Iallgather, MPI_Ibcast, MPI_Iallreduce, MPI_Ibarrier), polls
+ * MPI_Test and fails at the deadline, naming the peer a point-to-point request waits
+ * for. cser_comm_abort ends the job with MPI_Abort (peers cannot otherwise be told).
  *
  * MPI is initialized by the first cser_comm_mpi_create if nobody did, and finalized
  * when the last cser MPI communicator is freed, only if cser initialized it. Create and
@@ -61,6 +63,7 @@ typedef struct {
     size_t seg;          /* floats per allreduce message                          */
     char failed_msg[384];
     MPI_Request *reqs;   /* [req_cap]                                             */
+    int *req_peer;       /* [req_cap] peer of each point-to-point request, or -1  */
     size_t req_cap;
     float *scratch;      /* [scratch_cap] reduce-scatter receive slots            */
     size_t scratch_cap;
@@ -103,6 +106,27 @@ static cser_status mc_usable(cser_comm_t *c, const char *what)
                       what, c->rank, x->failed_msg);
 }
 
+/* Records the peer of request x->reqs[i] (named by the watchdog). */
+static void mc_peer(mc_ctx *x, const MPI_Request *req, int peer)
+{
+    x->req_peer[req - x->reqs] = peer;
+}
+
+static cser_status mc_timed_out(cser_comm_t *c, const MPI_Request *req, const char *what)
+{
+    mc_ctx *x = c->ctx;
+    int peer = req >= x->reqs && req < x->reqs + x->req_cap ? x->req_peer[req - x->reqs]
+                                                            : -1;
+    char d[128];
+    if (peer >= 0)
+        snprintf(d, sizeof d, "rank %d did not answer within %g s (failed or hung)", peer,
+                 c->timeout_s);
+    else
+        snprintf(d, sizeof d, "a peer did not join the collective within %g s",
+                 c->timeout_s);
+    return mc_fail(c, CSER_ERR_COMM, "%s (rank %d): watchdog: %s", what, d);
+}
+
 /* Waits for one request, polling with the watchdog when a timeout is set. */
 static cser_status mc_wait(cser_comm_t *c, MPI_Request *req, MPI_Status *st,
                            const char *what)
@@ -114,13 +138,8 @@ static cser_status mc_wait(cser_comm_t *c, MPI_Request *req, MPI_Status *st,
         double deadline = cser_comm_now() + c->timeout_s;
         int done = 0;
         while ((rc = MPI_Test(req, &done, st)) == MPI_SUCCESS && !done)
-            if (cser_comm_now() > deadline) {
-                char d[96];
-                snprintf(d, sizeof d, "%g s", c->timeout_s);
-                return mc_fail(c, CSER_ERR_COMM,
-                               "%s (rank %d): watchdog: a peer did not answer within %s",
-                               what, d);
-            }
+            if (cser_comm_now() > deadline)
+                return mc_timed_out(c, req, what);
     }
     if (rc == MPI_SUCCESS)
         return CSER_OK;
@@ -150,13 +169,18 @@ static cser_status mc_reserve(cser_comm_t *c, size_t nreq, size_t nfloats)
     mc_ctx *x = c->ctx;
     if (nreq > x->req_cap) {
         MPI_Request *r = realloc(x->reqs, nreq * sizeof *r);
-        if (!r)
+        if (r)
+            x->reqs = r;
+        int *p = r ? realloc(x->req_peer, nreq * sizeof *p) : NULL;
+        if (!p)
             return cser_error(CSER_ERR_NOMEM, "mpi: out of memory for %zu requests", nreq);
-        x->reqs = r;
+        x->req_peer = p;
         x->req_cap = nreq;
     }
-    for (size_t i = 0; i < nreq; i++)
+    for (size_t i = 0; i < nreq; i++) {
         x->reqs[i] = MPI_REQUEST_NULL;
+        x->req_peer[i] = -1;
+    }
     if (nfloats > x->scratch_cap) {
         free(x->scratch);
         x->scratch_cap = 0;
@@ -213,6 +237,7 @@ static cser_status mc_ar_post(mc_ar *a)
                                &a->rs_recv[(size_t)k * a->nseg + s]);
             if (rc != MPI_SUCCESS)
                 return mc_mpi_error(c, rc, "allreduce");
+            mc_peer(x, &a->rs_recv[(size_t)k * a->nseg + s], j);
         }
         k++;
     }
@@ -229,9 +254,10 @@ static cser_status mc_ar_post(mc_ar *a)
             more = 1;
             float *p = a->buf + cser_comm_chunk_begin(a->count, n, j) + s * a->seg;
             int rc = MPI_Isend(p, (int)mc_seglen(a->seg, lj, s), MPI_FLOAT, j, a->tag, x->comm,
-                               &a->rs_send[a->n_rs_send++]);
+                               &a->rs_send[a->n_rs_send]);
             if (rc != MPI_SUCCESS)
                 return mc_mpi_error(c, rc, "allreduce");
+            mc_peer(x, &a->rs_send[a->n_rs_send++], j);
         }
     }
     return CSER_OK;
@@ -286,6 +312,7 @@ static cser_status mc_ar_segment(mc_ar *a, size_t s, int avg)
                            &a->ag_send[(size_t)(t - 1) * a->nseg + s]);
         if (rc != MPI_SUCCESS)
             return mc_mpi_error(c, rc, "allreduce");
+        mc_peer(x, &a->ag_send[(size_t)(t - 1) * a->nseg + s], j);
     }
     return CSER_OK;
 }
@@ -303,9 +330,10 @@ static cser_status mc_ar_post_ag(mc_ar *a, float *base)
         for (size_t s = 0; s < mc_nseg(a->seg, lj); s++) {
             float *p = base + cser_comm_chunk_begin(a->count, n, j) + s * a->seg;
             int rc = MPI_Irecv(p, (int)mc_seglen(a->seg, lj, s), MPI_FLOAT, j, TAG_AG, x->comm,
-                               &a->ag_recv[a->n_ag_recv++]);
+                               &a->ag_recv[a->n_ag_recv]);
             if (rc != MPI_SUCCESS)
                 return mc_mpi_error(c, rc, "allreduce");
+            mc_peer(x, &a->ag_recv[a->n_ag_recv++], j);
         }
     }
     return CSER_OK;
@@ -363,9 +391,12 @@ static cser_status mc_allreduce_fast(cser_comm_t *c, float *buf, size_t count,
     mc_ctx *x = c->ctx;
     for (size_t o = 0; o < count; o += MC_FLOAT_PIECE) {
         size_t m = count - o < MC_FLOAT_PIECE ? count - o : MC_FLOAT_PIECE;
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)m, MPI_FLOAT, MPI_SUM, x->comm);
+        MPI_Request req;
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, buf + o, (int)m, MPI_FLOAT, MPI_SUM, x->comm,
+                                &req);
         if (rc != MPI_SUCCESS)
             return mc_mpi_error(c, rc, "allreduce (fast)");
+        CSER_CHECK(mc_wait(c, &req, MPI_STATUS_IGNORE, "allreduce (fast)"));
     }
     if (op == CSER_REDUCE_AVG)
         cser_comm_div(buf, count, c->size);
@@ -390,8 +421,11 @@ static cser_status mc_pairs(cser_comm_t *c, uint64_t a, uint64_t b, const char *
 {
     mc_ctx *x = c->ctx;
     uint64_t mine[2] = {a, b};
-    int rc = MPI_Allgather(mine, 2, MPI_UINT64_T, x->pairs, 2, MPI_UINT64_T, x->comm);
-    return rc == MPI_SUCCESS ? CSER_OK : mc_mpi_error(c, rc, what);
+    MPI_Request req;
+    int rc = MPI_Iallgather(mine, 2, MPI_UINT64_T, x->pairs, 2, MPI_UINT64_T, x->comm, &req);
+    if (rc != MPI_SUCCESS)
+        return mc_mpi_error(c, rc, what);
+    return mc_wait(c, &req, MPI_STATUS_IGNORE, what);
 }
 
 static cser_status mc_bytes_post(cser_comm_t *c, char *p, size_t bytes, int peer, int send,
@@ -400,12 +434,12 @@ static cser_status mc_bytes_post(cser_comm_t *c, char *p, size_t bytes, int peer
     mc_ctx *x = c->ctx;
     for (size_t o = 0; o < bytes; o += MC_BYTE_PIECE) {
         int m = (int)(bytes - o < MC_BYTE_PIECE ? bytes - o : MC_BYTE_PIECE);
-        int rc = send ? MPI_Isend(p + o, m, MPI_BYTE, peer, TAG_GATHER, x->comm,
-                                  &x->reqs[(*nreq)++])
-                      : MPI_Irecv(p + o, m, MPI_BYTE, peer, TAG_GATHER, x->comm,
-                                  &x->reqs[(*nreq)++]);
+        MPI_Request *req = &x->reqs[(*nreq)++];
+        int rc = send ? MPI_Isend(p + o, m, MPI_BYTE, peer, TAG_GATHER, x->comm, req)
+                      : MPI_Irecv(p + o, m, MPI_BYTE, peer, TAG_GATHER, x->comm, req);
         if (rc != MPI_SUCCESS)
             return mc_mpi_error(c, rc, "allgather");
+        mc_peer(x, req, peer);
     }
     return CSER_OK;
 }
@@ -478,9 +512,11 @@ static cser_status mc_bcast(cser_comm_t *c, void *buf, size_t bytes, int root)
                               (unsigned long long)x->pairs[2 * j + 1]);
     for (size_t o = 0; o < bytes; o += MC_BYTE_PIECE) {
         int m = (int)(bytes - o < MC_BYTE_PIECE ? bytes - o : MC_BYTE_PIECE);
-        int rc = MPI_Bcast((char *)buf + o, m, MPI_BYTE, root, x->comm);
+        MPI_Request req;
+        int rc = MPI_Ibcast((char *)buf + o, m, MPI_BYTE, root, x->comm, &req);
         if (rc != MPI_SUCCESS)
             return mc_mpi_error(c, rc, "bcast");
+        CSER_CHECK(mc_wait(c, &req, MPI_STATUS_IGNORE, "bcast"));
     }
     return CSER_OK;
 }
@@ -513,6 +549,7 @@ static void mc_free(cser_comm_t *c)
     if (!fin)
         MPI_Comm_free(&x->comm);
     free(x->reqs);
+    free(x->req_peer);
     free(x->scratch);
     free(x->pairs);
     free(x);

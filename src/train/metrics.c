@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *const train_metric_columns[] = {"event",          "step",
@@ -54,6 +55,19 @@ static void sync_parent_dir(const char *path)
     }
 }
 
+/* Test hook: CSER_TEST_SLOW_CKPT=MS sleeps MS milliseconds between the complete,
+ * fsynced temporary checkpoint and its rename, so that a test can kill the process
+ * during a checkpoint write (scripts/kill-resume-check.sh). */
+static void test_slow_ckpt(const char *path)
+{
+    const char *e = getenv("CSER_TEST_SLOW_CKPT");
+    long ms = e ? strtol(e, NULL, 10) : 0;
+    if (ms > 0 && ms <= 60000 && strstr(path, TRAIN_CKPT_NAME)) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 cser_status train_write_atomic(const char *path, const void *data, size_t bytes)
 {
     char tmp[CSER_TRAIN_PATH + 64];
@@ -81,6 +95,7 @@ cser_status train_write_atomic(const char *path, const void *data, size_t bytes)
         unlink(tmp);
         return s;
     }
+    test_slow_ckpt(path);
     if (rename(tmp, path) != 0) {
         cser_status s = io_error("cannot rename to", path);
         unlink(tmp);

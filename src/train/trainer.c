@@ -257,9 +257,11 @@ cser_status cser_train_run(const cser_train_config *cfg, FILE *log,
                 s = run_with(cfg, sh, n, comm, rank, &started);
             res->rank = rank;
             /* errors every rank sees alike end the job normally; others (a file that
-             * only rank 0 writes, memory) abort it so that no rank waits forever */
-            if (started &&
-                (s == CSER_ERR_IO || s == CSER_ERR_NOMEM || s == CSER_ERR_INTERNAL))
+             * only rank 0 writes, memory, a failed or hung peer: CSER_ERR_COMM, e.g.
+             * the --timeout watchdog) abort it so that no rank waits forever, in a
+             * collective or in MPI_Finalize */
+            if (started && (s == CSER_ERR_IO || s == CSER_ERR_NOMEM ||
+                            s == CSER_ERR_INTERNAL || s == CSER_ERR_COMM))
                 cser_comm_abort(comm, cser_last_error());
             cser_comm_free(comm);
         }
