@@ -127,10 +127,35 @@ static void add_forward(cser_model_t *m, nn_layer *l, int n, int train)
     }
 }
 
+/* g = dy masked by y > 0; a (=, += when acc_a) g; b likewise: one pass. */
+static void add_relu_grads(const float *dy, const float *y, float *a, int acc_a, float *b,
+                           int acc_b, size_t n)
+{
+    size_t i = 0;
+#ifdef __AVX2__
+    __m256 z = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_and_ps(_mm256_loadu_ps(dy + i),
+                                 _mm256_cmp_ps(_mm256_loadu_ps(y + i), z, _CMP_GT_OQ));
+        _mm256_storeu_ps(a + i, acc_a ? _mm256_add_ps(_mm256_loadu_ps(a + i), g) : g);
+        _mm256_storeu_ps(b + i, acc_b ? _mm256_add_ps(_mm256_loadu_ps(b + i), g) : g);
+    }
+#endif
+    for (; i < n; i++) {
+        float g = y[i] > 0.0f ? dy[i] : 0.0f;
+        a[i] = acc_a ? a[i] + g : g;
+        b[i] = acc_b ? b[i] + g : g;
+    }
+}
+
 static void add_backward(cser_model_t *m, nn_layer *l, int n)
 {
-    nn_act *out = &m->acts[l->out];
+    nn_act *out = &m->acts[l->out], *a = &m->acts[l->in[0]], *b = &m->acts[l->in[1]];
     size_t sz = nn_act_size(out, n);
+    if (l->relu && a->needs_grad && b->needs_grad && a->dx != b->dx) {
+        add_relu_grads(out->dx, out->x, a->dx, l->acc[0], b->dx, l->acc[1], sz);
+        return;
+    }
     if (l->relu)
         nn_relu_mask(out->dx, out->x, sz);
     for (int j = 0; j < 2; j++) {

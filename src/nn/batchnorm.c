@@ -98,6 +98,42 @@ static void bn_forward(cser_model_t *m, nn_layer *l, int n, int train)
     }
 }
 
+/* One pass over a channel for backward: dy = dy masked by y > 0 (relu), *sdy = sum dy,
+ * returns sum dy*(x - mean). */
+static float grad_sums(float *dy, const float *y, const float *x, size_t n, float mean,
+                       int relu, float *sdy)
+{
+    size_t i = 0;
+    float s = 0.0f, d = 0.0f;
+#ifdef __AVX2__
+    __m256 vm = _mm256_set1_ps(mean), vs = _mm256_setzero_ps(), vd = vs, z = vs;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(dy + i);
+        if (relu) {
+            g = _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(y + i), z, _CMP_GT_OQ));
+            _mm256_storeu_ps(dy + i, g);
+        }
+        vs = _mm256_add_ps(vs, g);
+        vd = _mm256_add_ps(vd, _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), g));
+    }
+    float t[8], u[8];
+    _mm256_storeu_ps(t, vs);
+    _mm256_storeu_ps(u, vd);
+    for (int j = 0; j < 8; j++) {
+        s += t[j];
+        d += u[j];
+    }
+#endif
+    for (; i < n; i++) {
+        float g = relu && !(y[i] > 0.0f) ? 0.0f : dy[i];
+        dy[i] = g;
+        s += g;
+        d += (x[i] - mean) * g;
+    }
+    *sdy = s;
+    return d;
+}
+
 /* dx (=, or += when acc) k1*dy + k2*(x - mean) + k0. */
 static void bn_dx(float *dx, const float *dy, const float *x, size_t n, float mean,
                   float k0, float k1, float k2, int acc)
@@ -127,13 +163,11 @@ static void bn_backward(cser_model_t *m, nn_layer *l, int n)
     int nc = in->c;
     size_t len = (size_t)n * in->h * in->w;
     const float *gamma = m->xp + l->w_off;
-    if (l->relu)
-        nn_relu_mask(out->dx, out->x, (size_t)nc * len);
     for (int c = 0; c < nc; c++) {
-        const float *x = in->x + (size_t)c * len, *dy = out->dx + (size_t)c * len;
-        float mean = l->save[c], istd = l->save[nc + c], sdx;
-        float sdy = nn_sum(dy, len);
-        (void)centered_sums(x, dy, len, mean, &sdx);
+        const float *x = in->x + (size_t)c * len;
+        float *dy = out->dx + (size_t)c * len;
+        float mean = l->save[c], istd = l->save[nc + c], sdy;
+        float sdx = grad_sums(dy, out->x + (size_t)c * len, x, len, mean, l->relu, &sdy);
         float dgamma = sdx * istd;
         m->grads[l->w_off + c] = dgamma;
         m->grads[l->b_off + c] = sdy;
