@@ -114,7 +114,8 @@ static float grad_sums(float *dy, const float *y, const float *x, size_t n, floa
             _mm256_storeu_ps(dy + i, g);
         }
         vs = _mm256_add_ps(vs, g);
-        vd = _mm256_add_ps(vd, _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), g));
+        __m256 c = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+        vd = _mm256_add_ps(vd, _mm256_mul_ps(c, g));
     }
     float t[8], u[8];
     _mm256_storeu_ps(t, vs);

@@ -263,8 +263,10 @@ static void conv_backward(cser_model_t *m, nn_layer *l, int n)
         if (in->needs_grad && l->dx_direct)
             conv_backward_dx_direct(m, l, &g);
         else if (in->needs_grad)
-            for (int n0 = 0; n0 < n; n0 += l->chunk)
-                conv_backward_dx_col2im(m, l, &g, n0, n - n0 < l->chunk ? n - n0 : l->chunk);
+            for (int n0 = 0; n0 < n; n0 += l->chunk) {
+                int nb = n - n0 < l->chunk ? n - n0 : l->chunk;
+                conv_backward_dx_col2im(m, l, &g, n0, nb);
+            }
         return;
     }
     if (!l->col_is_input) {

@@ -8,11 +8,14 @@
  * matrix is the padded plane at a constant offset, so the kernel loads it directly.
  * The grid computes PW - W extra (garbage) columns per row that are dropped when the
  * result is copied out. Stride 2 splits each input plane into 4 phase planes (even or
- * odd rows x even or odd columns), in which every tap again is a constant offset. The kernel holds 8 output channels x 48 positions in 24
- * AVX-512 accumulators; weights are repacked as [Cout/8][Cin*k*k][8]. Accumulation
- * order is fixed (ci, then ky, kx), so results are deterministic.
+ * odd rows x even or odd columns), in which every tap again is a constant offset.
+ * The kernel holds 8 output channels x 48 positions in 24 AVX-512 accumulators;
+ * weights are repacked as [Cout/8][Cin*k*k][8]. Accumulation order is fixed (ci, then
+ * ky, kx), so results are deterministic. The 3x3 weight gradient (nn_conv_direct_dw)
+ * reads dy on the same grid (zero in the extra columns) and the shifted input planes,
+ * 3 output channels x 9 taps in 27 accumulators of partial sums over positions.
  *
- * The kernel needs AVX-512F at run time (checked once); elsewhere, or when the
+ * The kernels need AVX-512F at run time (checked once); elsewhere, or when the
  * environment sets CSER_NN_DIRECT=0, conv.c keeps its im2col + sgemm path.
  */
 #include "nn/nn_impl.h"
@@ -76,7 +79,8 @@ static void tap_offsets(const nn_direct_geom *g, const dgeom *d, int *off)
 size_t nn_conv_direct_floats(const nn_direct_geom *g)
 {
     dgeom d = dgeom_of(g);
-    size_t cob = ((size_t)g->cout + CO_BLK - 1) / CO_BLK, xf = (size_t)g->cin * g->n * d.blk;
+    size_t cob = ((size_t)g->cout + CO_BLK - 1) / CO_BLK;
+    size_t xf = (size_t)g->cin * g->n * d.blk;
     size_t fwd = cob * CO_BLK * d.kidx + CO_BLK * d.lr;
     size_t dw = g->k == 3 ? ((size_t)g->cout + 1) * g->n * d.lr : 0;
     return xf + SLACK + (fwd > dw ? fwd : dw);
@@ -116,7 +120,8 @@ static void put_row(float *d, const float *s, int n, int acc) { nn_put(d, s, n, 
 #endif
 
 /* Stride 1: one phase, the plane with a zero border of g->pad. */
-static void pad_plane_s1(const nn_direct_geom *g, const dgeom *d, const float *s, float *t)
+static void pad_plane_s1(const nn_direct_geom *g, const dgeom *d, const float *s,
+                         float *t)
 {
     int p = g->pad;
     memset(t, 0, ((size_t)p * d->pw + p) * sizeof(float));
@@ -175,7 +180,8 @@ static void pack_weights(const nn_direct_geom *g, const dgeom *d, const float *w
 #if NN_HAVE_DIRECT
 /* Named accumulators (GCC keeps arrays of vectors in memory): a<r><v> for 8 rows r
  * and up to 3 vectors v of 16 positions. */
-#define ZERO3(r) __m512 a##r##0 = _mm512_setzero_ps(), a##r##1 = a##r##0, a##r##2 = a##r##0
+#define ZERO3(r)                                                                      \
+    __m512 a##r##0 = _mm512_setzero_ps(), a##r##1 = a##r##0, a##r##2 = a##r##0
 #define FMA3(r)                                                                       \
     do {                                                                              \
         __m512 b = _mm512_set1_ps(wt[r]);                                             \
@@ -255,7 +261,8 @@ void nn_conv_direct(const nn_direct_geom *g, const float *x, const float *w, flo
     size_t cs = (size_t)g->n * d.blk;
     for (int n = 0; n < g->n; n++)
         for (int b = 0; b < cob; b++) {
-            const float *xn = xp + (size_t)n * d.blk, *wb = wt + (size_t)b * d.kidx * CO_BLK;
+            const float *xn = xp + (size_t)n * d.blk;
+            const float *wb = wt + (size_t)b * d.kidx * CO_BLK;
             size_t q = 0;
             for (; q + 48 <= d.lr; q += 48)
                 tile3(xn + q, cs, off, kk, g->cin, wb, yt + q, d.lr);
@@ -390,9 +397,10 @@ void nn_conv_direct_dw(const nn_direct_geom *g, const float *x, const float *dy,
         int co = 0;
         for (; co + 3 <= g->cout; co += 3) /* rows of 3, then 2 or 1 (+ the zero row) */
             for (int ci = 0; ci < g->cin; ci++)
-                dw_triple(xp + ci * xs + (size_t)n0 * d.blk, dyp + co * ys + (size_t)n0 * d.lr,
-                          ys, nb, &d, off, dw + ((size_t)co * g->cin + ci) * 9,
-                          (size_t)g->cin * 9, n0 > 0);
+                dw_triple(xp + ci * xs + (size_t)n0 * d.blk,
+                          dyp + co * ys + (size_t)n0 * d.lr, ys, nb, &d, off,
+                          dw + ((size_t)co * g->cin + ci) * 9, (size_t)g->cin * 9,
+                          n0 > 0);
         for (; co < g->cout; co += 2) {
             const float *y0 = dyp + co * ys + (size_t)n0 * d.lr, *y1 = y0 + ys;
             for (int ci = 0; ci < g->cin; ci++) {
