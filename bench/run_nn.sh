@@ -30,6 +30,8 @@ trap 'rm -f "$TMP"' EXIT
 run() { # side model c h steps
     if [ "$1" = c ]; then
         "$BENCH" train "$2" "$3" "$4" "$4" 32 "$5"
+    elif [ "$1" = c_im2col ]; then
+        CSER_NN_DIRECT=0 "$BENCH" train "$2" "$3" "$4" "$4" 32 "$5"
     else
         "$PY" bench/nn_torch.py "$2" "$3" "$4" "$4" 32 "$5"
     fi | sed -n "s/.*imgs_per_s=\([0-9.]*\).*/$1 $2 \1/p" >> "$TMP"
@@ -39,7 +41,7 @@ for r in $(seq 1 "$REPS"); do
     echo "rep $r/$REPS" >&2
     if [ $((r % 2)) -eq 1 ]; then order="c torch"; else order="torch c"; fi
     for side in $order; do run "$side" cnn 1 28 100; done
-    for side in $order; do run "$side" resnet8 3 32 20; done
+    for side in $order c_im2col; do run "$side" resnet8 3 32 20; done
 done
 
 SGEMM=$(OPENBLAS_CORETYPE=$CORE "$BENCH" sgemm 20)
@@ -71,6 +73,15 @@ for model, inp in (("cnn", "1x28x28"), ("resnet8", "3x32x32")):
     cm, tm = statistics.median(c), statistics.median(t)
     print("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.2fx | %.2fx |"
           % (model, inp, max(c), cm, max(t), tm, cm / tm, max(c) / max(t)))
+c = vals("c_im2col", "resnet8")
+if c and t:
+    cm = statistics.median(c)
+    print("| resnet8, CSER_NN_DIRECT=0 (im2col + sgemm only) | 3x32x32 | %.0f | %.0f | "
+          "%.0f | %.0f | %.2fx | %.2fx |"
+          % (max(c), cm, max(t), tm, cm / tm, max(c) / max(t)))
+print()
+print("The direct convolutions (src/nn/conv_direct.c, AVX-512) are on unless")
+print("CSER_NN_DIRECT=0; the last row runs resnet8 without them in the same repetitions.")
 print()
 print("Machine: $CPU, PyTorch $TORCH. OpenBLAS kernel set: $CORE (OpenBLAS alone picks")
 print("$DEFAULT_CORE here; OPENBLAS_CORETYPE=$CORE is set for both sides). The machine is")

@@ -64,18 +64,6 @@ static dgeom dgeom_of(const nn_direct_geom *g)
     return d;
 }
 
-/* off[ky*k + kx]: where tap (ky, kx) of grid position 0 lies in an input block. */
-static void tap_offsets(const nn_direct_geom *g, const dgeom *d, int *off)
-{
-    for (int ky = 0; ky < g->k; ky++)
-        for (int kx = 0; kx < g->k; kx++) {
-            int dy = floordiv(ky - g->pad, d->s), dx = floordiv(kx - g->pad, d->s);
-            int ay = ky - g->pad - dy * d->s, ax = kx - g->pad - dx * d->s;
-            off[ky * g->k + kx] = (int)((size_t)(ay * d->s + ax) * d->pp) +
-                                  (dy + d->r0) * d->pw + dx + d->r0;
-        }
-}
-
 size_t nn_conv_direct_floats(const nn_direct_geom *g)
 {
     dgeom d = dgeom_of(g);
@@ -102,7 +90,20 @@ int nn_conv_direct_usable(int k, int stride, int pad)
 #endif
 }
 
-#if NN_HAVE_DIRECT
+#if NN_HAVE_DIRECT /* the rest of the file, but for the stubs at its end */
+
+/* off[ky*k + kx]: where tap (ky, kx) of grid position 0 lies in an input block. */
+static void tap_offsets(const nn_direct_geom *g, const dgeom *d, int *off)
+{
+    for (int ky = 0; ky < g->k; ky++)
+        for (int kx = 0; kx < g->k; kx++) {
+            int dy = floordiv(ky - g->pad, d->s), dx = floordiv(kx - g->pad, d->s);
+            int ay = ky - g->pad - dy * d->s, ax = kx - g->pad - dx * d->s;
+            off[ky * g->k + kx] = (int)((size_t)(ay * d->s + ax) * d->pp) +
+                                  (dy + d->r0) * d->pw + dx + d->r0;
+        }
+}
+
 /* d[0..n) = s[0..n) (acc 0) or d += s, in masked 16-float steps. */
 __attribute__((target("avx512f"))) static void put_row(float *d, const float *s, int n,
                                                        int acc)
@@ -115,9 +116,6 @@ __attribute__((target("avx512f"))) static void put_row(float *d, const float *s,
         _mm512_mask_storeu_ps(d + i, m, v);
     }
 }
-#else
-static void put_row(float *d, const float *s, int n, int acc) { nn_put(d, s, n, acc); }
-#endif
 
 /* Stride 1: one phase, the plane with a zero border of g->pad. */
 static void pad_plane_s1(const nn_direct_geom *g, const dgeom *d, const float *s,
@@ -177,7 +175,6 @@ static void pack_weights(const nn_direct_geom *g, const dgeom *d, const float *w
             }
 }
 
-#if NN_HAVE_DIRECT
 /* Named accumulators (GCC keeps arrays of vectors in memory): a<r><v> for 8 rows r
  * and up to 3 vectors v of 16 positions. */
 #define ZERO3(r)                                                                      \
@@ -232,7 +229,6 @@ __attribute__((target("avx512f"))) static void tile1(const float *xp, size_t cs,
     STORE1(0); STORE1(1); STORE1(2); STORE1(3);
     STORE1(4); STORE1(5); STORE1(6); STORE1(7);
 }
-#endif
 
 /* y[co][n] (= or +=) the valid columns of yt[co - co0][oy*PW + ox]. */
 static void copy_out(const nn_direct_geom *g, const dgeom *d, const float *yt, float *y,
@@ -250,7 +246,6 @@ static void copy_out(const nn_direct_geom *g, const dgeom *d, const float *yt, f
 void nn_conv_direct(const nn_direct_geom *g, const float *x, const float *w, float *y,
                     int acc, float *scratch)
 {
-#if NN_HAVE_DIRECT
     dgeom d = dgeom_of(g);
     int cob = (g->cout + CO_BLK - 1) / CO_BLK, kk = g->k * g->k, off[49];
     float *xp = scratch, *wt = xp + (size_t)g->cin * g->n * d.blk + SLACK;
@@ -270,14 +265,10 @@ void nn_conv_direct(const nn_direct_geom *g, const float *x, const float *w, flo
                 tile1(xn + q, cs, off, kk, g->cin, wb, yt + q, d.lr);
             copy_out(g, &d, yt, y, n, b * CO_BLK, acc);
         }
-#else
-    (void)g, (void)x, (void)w, (void)y, (void)acc, (void)scratch;
-#endif
 }
 
 /* ---- weight gradient of a 3x3 convolution ---- */
 
-#if NN_HAVE_DIRECT
 /* Keeps a loaded vector in a register: otherwise GCC folds the load into each FMA
  * that uses it, and every (cache-line splitting) load runs 2 or 3 times. */
 #define NN_IN_REG(v) __asm__("" : "+v"(v))
@@ -356,7 +347,6 @@ __attribute__((target("avx512f"))) static void dw_triple(
     DW3_OUT(0); DW3_OUT(1); DW3_OUT(2); DW3_OUT(3); DW3_OUT(4);
     DW3_OUT(5); DW3_OUT(6); DW3_OUT(7); DW3_OUT(8);
 }
-#endif
 
 /* dyp[co][n] = dy[co][n] on the grid (rows of PW), zero in the extra columns and
  * past OH*PW; one zero row more after the last channel. */
@@ -380,7 +370,6 @@ static void pad_grad(const nn_direct_geom *g, const dgeom *d, const float *dy,
 void nn_conv_direct_dw(const nn_direct_geom *g, const float *x, const float *dy,
                        float *dw, float *scratch)
 {
-#if NN_HAVE_DIRECT
     dgeom d = dgeom_of(g);
     float *xp = scratch, *dyp = xp + (size_t)g->cin * g->n * d.blk + SLACK, tmp[9];
     int off[9];
@@ -411,7 +400,20 @@ void nn_conv_direct_dw(const nn_direct_geom *g, const float *x, const float *dy,
             }
         }
     }
-#else
-    (void)g, (void)x, (void)dy, (void)dw, (void)scratch;
-#endif
 }
+
+#else /* !NN_HAVE_DIRECT: never called, nn_conv_direct_usable() is 0 */
+
+void nn_conv_direct(const nn_direct_geom *g, const float *x, const float *w, float *y,
+                    int acc, float *scratch)
+{
+    (void)g, (void)x, (void)w, (void)y, (void)acc, (void)scratch;
+}
+
+void nn_conv_direct_dw(const nn_direct_geom *g, const float *x, const float *dy,
+                       float *dw, float *scratch)
+{
+    (void)g, (void)x, (void)dy, (void)dw, (void)scratch;
+}
+
+#endif
