@@ -51,7 +51,8 @@ start=$(date +%s.%N)
 in_write=0
 killed=0
 for k in $(seq 1 "$KILLS"); do
-    if [ -e "$RUN/checkpoint.bin" ]; then args=(--resume "$RUN"); else args=(--out "$RUN"); fi
+    args=(--out "$RUN")
+    [ -e "$RUN/checkpoint.bin" ] && args=(--resume "$RUN")
     CSER_TEST_SLOW_CKPT=60 "$BIN" "${OPTS[@]}" "${args[@]}" >"$T/k$k.out" 2>"$T/k$k.err" &
     pid=$!
     if ((k % 2 == 0)); then
@@ -88,7 +89,8 @@ t=struct.unpack_from('<Q',d,32)[0]; print(struct.unpack_from('<Q',d,40+t)[0])" \
 done
 
 # finish the run
-if [ -e "$RUN/checkpoint.bin" ]; then args=(--resume "$RUN"); else args=(--out "$RUN"); fi
+args=(--out "$RUN")
+[ -e "$RUN/checkpoint.bin" ] && args=(--resume "$RUN")
 "$BIN" "${OPTS[@]}" "${args[@]}" >"$T/final.out" 2>"$T/final.err" ||
     fail "the final resume failed: $(cat "$T/final.err")"
 GOT=$(hash_of "$T/final.out")

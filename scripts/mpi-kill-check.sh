@@ -54,8 +54,8 @@ run_case() {
             want='rank 0 aborts the MPI job' ;;
         *) fail "unknown scenario '$what'" ;;
     esac
-    "$MPIEXEC" --allow-run-as-root --oversubscribe -np 4 "$BIN" "${OPTS[@]}" "${extra[@]}" \
-        >"$T/$what.out" 2>"$T/$what.err" &
+    "$MPIEXEC" --allow-run-as-root --oversubscribe -np 4 "$BIN" "${OPTS[@]}" \
+        "${extra[@]}" >"$T/$what.out" 2>"$T/$what.err" &
     local mp=$! t0 t1 rc
     victim=""
     if [ "$what" != error ]; then
@@ -66,7 +66,8 @@ run_case() {
         done
         [ -n "$victim" ] || fail "$what: rank 2 did not start"
         sleep 2 # training is under way
-        kill -0 "$mp" 2>/dev/null || fail "$what: the job ended early: $(cat "$T/$what.err")"
+        kill -0 "$mp" 2>/dev/null ||
+            fail "$what: the job ended early: $(cat "$T/$what.err")"
         [ "$what" = kill ] && kill -9 "$victim"
         [ "$what" = hang ] && kill -STOP "$victim"
     fi

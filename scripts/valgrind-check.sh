@@ -9,7 +9,10 @@
 #   Debug build without sanitizers). Exit 0 when clean, 1 otherwise.
 set -u
 BIN=${1:-build/cser}
-command -v valgrind >/dev/null || { echo "valgrind-check: valgrind not installed" >&2; exit 1; }
+if ! command -v valgrind >/dev/null; then
+    echo "valgrind-check: valgrind not installed" >&2
+    exit 1
+fi
 T=$(mktemp -d /tmp/cser-valgrind.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export OPENBLAS_NUM_THREADS=1 CSER_NO_BLAS_TUNE=1

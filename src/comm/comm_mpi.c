@@ -115,8 +115,10 @@ static void mc_peer(mc_ctx *x, const MPI_Request *req, int peer)
 static cser_status mc_timed_out(cser_comm_t *c, const MPI_Request *req, const char *what)
 {
     mc_ctx *x = c->ctx;
-    int peer = req >= x->reqs && req < x->reqs + x->req_cap ? x->req_peer[req - x->reqs]
-                                                            : -1;
+    /* a request of x->reqs has a recorded peer; a collective's is a local variable */
+    uintptr_t i = ((uintptr_t)req - (uintptr_t)x->reqs) / sizeof *req;
+    int mine = (uintptr_t)req >= (uintptr_t)x->reqs && i < x->req_cap;
+    int peer = mine ? x->req_peer[i] : -1;
     char d[128];
     if (peer >= 0)
         snprintf(d, sizeof d, "rank %d did not answer within %g s (failed or hung)", peer,
