@@ -88,13 +88,13 @@ def accuracy_table(runs, title, rcs):
 
 def lr_table(runs):
     lines = ["### Seed-1 lr grid (final test accuracy %)", "",
-             "| method | R_C | lr 0.05 | lr 0.1 | resolved method |", "|---|---|---|---|---|"]
+             "| method | R_C | lr 0.05 | lr 0.025 | resolved method |", "|---|---|---|---|---|"]
     keys = sorted({(r["method"], r["rc"]) for r in runs if r["seed"] == 1},
                   key=lambda k: (RCS.index(k[1]) if k[1] in RCS else 99, METHODS.index(k[0])))
     for m, rc in keys:
         got = {r["lr"]: r for r in runs if r["method"] == m and r["rc"] == rc and r["seed"] == 1}
         txt = ["diverge" if lr in got and got[lr]["diverged"] else
-               ("%.2f" % got[lr]["acc"] if lr in got else "-") for lr in ("0.05", "0.1")]
+               ("%.2f" % got[lr]["acc"] if lr in got else "-") for lr in ("0.05", "0.025")]
         spec = next(iter(got.values()))["cfg"]["resolved_method"]
         lines.append("| %s | %d | %s | %s | `%s` |" % (m, rc, txt[0], txt[1], spec))
     return lines
@@ -170,7 +170,7 @@ def write_dat_and_plots(runs):
                             float(row["modeled_total_s"]), float(row["test_acc"]) * 100))
             curves.append(name)
     sgd = [l for l in open(os.path.join(OUT, "acc_vs_rc.dat")).read().split("\n\n\n")]
-    gp = ["set terminal png size 900,600", "set grid", "set key bottom left",
+    gp = ["set terminal png noenhanced size 900,600", "set grid", "set key bottom left",
           "set output '%s/acc_vs_rc.png'" % OUT, "set logscale x 2",
           "set xlabel 'R_C (overall compression ratio)'", "set ylabel 'test accuracy (%)'",
           "set xrange [0.7:1500]",

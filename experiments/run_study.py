@@ -23,7 +23,7 @@ EVAL_EVERY = "117"          # 4 evaluations per epoch (469 steps of 8 x 16)
 COMMON = ["--model", "cnn", "--dataset", "fashion-mnist", "--workers", "8",
           "--batch", BATCH, "--epochs", EPOCHS, "--eval-every", EVAL_EVERY,
           "--warmup", "0.1", "--lr-schedule", "cosine", "--quiet"]
-LRS = ["0.05", "0.1"]
+LRS = ["0.05", "0.025"]   # 0.1 dropped: EF-SGD/QSparse diverge already at 0.05
 DEFAULT_LR = "0.05"
 METHODS = ["ef-sgd", "qsparse", "csea", "cser-pl", "cser"]
 
@@ -42,11 +42,12 @@ def planned(phase):
                 out.append(("A", "sgd", 1, DEFAULT_LR, 1, "iid"))
             for m in ("cser", "ef-sgd", "qsparse", "csea", "cser-pl"):
                 out.append(("A", m, rc, DEFAULT_LR, 1, "iid"))
+                out.append(("A", m, rc, "0.025", 1, "iid", "if-diverged"))
     elif phase == "lr":     # the rest of the lr grid on seed 1
-        out.append(("A", "sgd", 1, "0.1", 1, "iid"))
+        out.append(("A", "sgd", 1, "0.025", 1, "iid"))
         for rc in (256, 1024, 32, 16):
             for m in METHODS:
-                out.append(("A", m, rc, "0.1", 1, "iid"))
+                out.append(("A", m, rc, "0.025", 1, "iid"))
     elif phase == "seeds":  # seeds 2, 3 at the lr chosen on seed 1
         for seed in (2, 3):
             out.append(("A", "sgd", 1, chosen_lr("sgd", 1), seed, "iid"))
@@ -103,9 +104,13 @@ def command(method, rc, lr, seed, split, out):
     return cmd
 
 
-def run_one(study, method, rc, lr, seed, split, dry):
+def run_one(study, method, rc, lr, seed, split, cond=None, dry=False):
+    """Runs one configuration unless done; cond "if-diverged": only when the default-lr
+    run of the same configuration diverged (the lower lr of the grid is tried first)."""
     out = os.path.join(RUNS, study, run_name(method, rc, lr, seed, split))
     if finished(out):
+        return
+    if cond == "if-diverged" and final_acc(study, method, rc, DEFAULT_LR, seed, split) != -1.0:
         return
     cmd = command(method, rc, lr, seed, split, out)
     print(time.strftime("%H:%M:%S"), " ".join(cmd[1:]), flush=True)
