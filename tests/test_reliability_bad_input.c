@@ -224,7 +224,7 @@ static void patch_ckpt(const char *d, long off, const void *bytes, size_t n, lon
     }
     FILE *f = fopen(p, "r+b");
     assert_non_null(f);
-    fseek(f, off < 0 ? off : off, off < 0 ? SEEK_END : SEEK_SET);
+    fseek(f, off, off < 0 ? SEEK_END : SEEK_SET); /* off < 0: from the end */
     assert_int_equal(fwrite(bytes, 1, n, f), n);
     fclose(f);
 }
