@@ -2,13 +2,16 @@
 # make bench: runs every benchmark (bench/run_<name>.sh, each writing
 # docs/bench/<name>.md) and assembles docs/benchmarks.md from those sections.
 # Usage: bench/run.sh BUILD_DIR [name ...]   (default: every bench/run_*.sh)
+#        bench/run.sh BUILD_DIR --assemble   (only rebuild docs/benchmarks.md)
 set -eu
 BUILD=${1:-build}
 shift || true
 cd "$(dirname "$0")/.."
 mkdir -p docs/bench
 export OPENBLAS_NUM_THREADS=1
-if [ $# -eq 0 ]; then
+if [ "${1:-}" = "--assemble" ]; then
+    set --
+elif [ $# -eq 0 ]; then
     set -- $(ls bench/run_*.sh | sed 's|bench/run_||; s|\.sh$||')
 fi
 for name in "$@"; do
