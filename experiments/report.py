@@ -149,14 +149,17 @@ def study_b(runs):
 
 
 def write_dat_and_plots(runs):
-    with open(os.path.join(OUT, "acc_vs_rc.dat"), "w") as f:
-        for m in METHODS:
-            f.write("# %s\n" % m)
-            for rc in RCS:
-                t, mean, std, n, _ = cell(runs, m, rc)
-                if mean is not None and ((m == "sgd") == (rc == 1)):
-                    f.write("%d %.4f %.4f\n" % (rc, mean, std))
-            f.write("\n\n")
+    have = []
+    for m in METHODS:
+        pts = []
+        for rc in RCS:
+            t, mean, std, n, _ = cell(runs, m, rc)
+            if mean is not None and ((m == "sgd") == (rc == 1)):
+                pts.append("%d %.4f %.4f\n" % (rc, mean, std))
+        if pts:
+            with open(os.path.join(OUT, "acc_vs_rc_%s.dat" % m), "w") as f:
+                f.write("".join(pts))
+            have.append(m)
     curves = []
     for m, rc in (("sgd", 1), ("cser", 256), ("cser", 1024), ("ef-sgd", 256), ("qsparse", 256)):
         lr = chosen_lr(runs, m, rc)
@@ -169,14 +172,12 @@ def write_dat_and_plots(runs):
                     f.write("%.4f %.4f %.3f\n" % (modeled_1g(row, sel[0]["cfg"]),
                             float(row["modeled_total_s"]), float(row["test_acc"]) * 100))
             curves.append(name)
-    sgd = [l for l in open(os.path.join(OUT, "acc_vs_rc.dat")).read().split("\n\n\n")]
     gp = ["set terminal png noenhanced size 900,600", "set grid", "set key bottom left",
           "set output '%s/acc_vs_rc.png'" % OUT, "set logscale x 2",
           "set xlabel 'R_C (overall compression ratio)'", "set ylabel 'test accuracy (%)'",
           "set xrange [0.7:1500]",
-          "plot " + ", ".join("'%s/acc_vs_rc.dat' index %d using 1:2:3 with yerrorlines "
-                              "title '%s'" % (OUT, i, m) for i, m in enumerate(METHODS)
-                              if i < len(sgd) and sgd[i].strip().count("\n") >= 1)]
+          "plot " + ", ".join("'%s/acc_vs_rc_%s.dat' using 1:2:3 with yerrorlines "
+                              "title '%s'" % (OUT, m, m) for m in have)]
     if curves:
         gp += ["set output '%s/acc_vs_time_1g.png'" % OUT, "unset logscale x",
                "set logscale x 10", "set autoscale x",
