@@ -2,7 +2,6 @@
  * named loading (with and without the tarball's subdirectory), and bad input. */
 #include "testutil.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,27 +79,6 @@ static void check_examples(const cser_dataset *ds, size_t n, int nclasses)
     }
 }
 
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -111,7 +89,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    rm_tree(tmpdir);
+    cser_test_rm_tree(tmpdir);
     return 0;
 }
 

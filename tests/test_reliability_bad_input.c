@@ -339,9 +339,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
-    return system(cmd) == 0 ? 0 : -1;
+    return cser_test_rm_tree(tmp_root);
 }
 
 /* Runs "build/cser train ARGS"; returns the raw wait status. */

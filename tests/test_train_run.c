@@ -42,9 +42,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
-    return system(cmd) == 0 ? 0 : -1;
+    return cser_test_rm_tree(tmp_root);
 }
 
 static cser_train_config small_config(int m, const char *sub)

@@ -24,6 +24,9 @@ void cser_test_fill_normal(float *v, size_t n, uint64_t seed, uint64_t stream,
 double cser_test_max_err(const float *a, const float *b, size_t n, double atol,
                          double rtol, const char *what);
 
+/* Removes a directory tree (tests' temporary directories); returns 0 on success. */
+int cser_test_rm_tree(const char *dir);
+
 /* Asserts a status is CSER_OK, printing cser_last_error() if not. */
 #define assert_cser_ok(expr)                                                        \
     do {                                                                            \
