@@ -16,6 +16,19 @@
 #include <stdio.h>
 #ifdef __AVX2__
 #include <immintrin.h>
+
+/* *s += the 8 lanes of vs, *d += those of vd, lane by lane in order (fixed order:
+ * the same bits on every run). */
+static inline void add_lanes(__m256 vs, __m256 vd, float *s, float *d)
+{
+    float t[8], u[8];
+    _mm256_storeu_ps(t, vs);
+    _mm256_storeu_ps(u, vd);
+    for (int j = 0; j < 8; j++) {
+        *s += t[j];
+        *d += u[j];
+    }
+}
 #endif
 
 #define BN_EPS 1e-5f
@@ -35,13 +48,7 @@ static float centered_sums(const float *x, const float *dy, size_t n, float mean
         if (dy)
             vd = _mm256_add_ps(vd, _mm256_mul_ps(c, _mm256_loadu_ps(dy + i)));
     }
-    float t[8], u[8];
-    _mm256_storeu_ps(t, vs);
-    _mm256_storeu_ps(u, vd);
-    for (int j = 0; j < 8; j++) {
-        s += t[j];
-        d += u[j];
-    }
+    add_lanes(vs, vd, &s, &d);
 #endif
     for (; i < n; i++) {
         float c = x[i] - mean;
@@ -117,13 +124,7 @@ static float grad_sums(float *dy, const float *y, const float *x, size_t n, floa
         __m256 c = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
         vd = _mm256_add_ps(vd, _mm256_mul_ps(c, g));
     }
-    float t[8], u[8];
-    _mm256_storeu_ps(t, vs);
-    _mm256_storeu_ps(u, vd);
-    for (int j = 0; j < 8; j++) {
-        s += t[j];
-        d += u[j];
-    }
+    add_lanes(vs, vd, &s, &d);
 #endif
     for (; i < n; i++) {
         float g = relu && !(y[i] > 0.0f) ? 0.0f : dy[i];
