@@ -11,6 +11,7 @@ import glob
 import json
 import math
 import os
+import re
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,11 +132,22 @@ def gap_table(runs, title, ref=None):
     return lines
 
 
+def actual_rc(run):
+    """The actual R_C `cser train` printed (SGD's dense allreduce bytes per step over
+    the bytes this run moved per step, both directions counted), or None."""
+    try:
+        with open(os.path.join(run["dir"], "exit.txt")) as f:
+            m = re.search(r"R_C\s+actual ([0-9.]+)", f.read())
+    except OSError:
+        return None
+    return m.group(1) if m else None
+
+
 def lr_table(runs):
     lrs = [lr for lr in LRS if any(r["lr"] == lr and r["seed"] == 1 for r in runs)]
     lines = ["### Seed-1 lr grid (final test accuracy %; chosen lr in bold)", "",
              "| method | R_C | " + " | ".join("lr " + lr for lr in lrs) +
-             " | resolved method |", "|---|---|" + "---|" * (len(lrs) + 1)]
+             " | actual R_C | resolved method |", "|---|---|" + "---|" * (len(lrs) + 2)]
     keys = sorted({(r["method"], r["rc"]) for r in runs if r["seed"] == 1},
                   key=lambda k: (RCS.index(k[1]) if k[1] in RCS else 99, METHODS.index(k[0])))
     for m, rc in keys:
@@ -145,7 +157,8 @@ def lr_table(runs):
                (("**%.2f**" if lr == best else "%.2f") % got[lr]["acc"] if lr in got else "-")
                for lr in lrs]
         spec = next(iter(got.values()))["cfg"]["resolved_method"]
-        lines.append("| %s | %d | %s | `%s` |" % (m, rc, " | ".join(txt), spec))
+        act = next((actual_rc(r) for r in got.values() if actual_rc(r)), "-")
+        lines.append("| %s | %d | %s | %s | `%s` |" % (m, rc, " | ".join(txt), act, spec))
     return lines
 
 
