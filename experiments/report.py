@@ -73,8 +73,13 @@ def cell(runs, method, rc, ref=None):
         return "-", None, 0.0, 0, lr
     div = sum(r["diverged"] for r in sel)
     accs = [r["acc"] for r in sel if not r["diverged"]]
+    if not accs:
+        return "diverge (lr %s, %d of %d)" % (lr, div, len(sel)), None, 0.0, 0, lr
     m, s = mean_std(accs)
     text = "%.2f +- %.2f (n=%d, lr %s)" % (m, s, len(accs), lr)
+    if method == "ef-sgd-topk":   # its column is the upload ratio; say what it moved
+        act = next((actual_rc(r) for r in sel if actual_rc(r)), None)
+        text += " [actual R_C %s]" % act if act else ""
     if div:
         text += ", %d diverge" % div
     return text, m, s, len(accs), lr
@@ -269,6 +274,25 @@ def write_dat_and_plots(runs, ref, study):
         print("report.py: gnuplot failed: " + p.stderr)
 
 
+def splice_into_results(lines):
+    """Replaces the generated part of docs/RESULTS.md (between its two markers)."""
+    path = os.path.join(ROOT, "docs", "RESULTS.md")
+    begin, end = "<!-- tables:begin (experiments/report.py) -->", "<!-- tables:end -->"
+    try:
+        with open(path) as f:
+            doc = f.read()
+    except OSError:
+        return
+    i, j = doc.find(begin), doc.find(end)
+    if i < 0 or j < i:
+        return
+    body = "\n".join(lines[2:]).strip()
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(doc[:i + len(begin)] + "\n" + body + "\n" + doc[j:])
+    os.replace(tmp, path)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for old in glob.glob(os.path.join(OUT, "*.dat")):
@@ -288,6 +312,7 @@ def main():
     lines += accuracy_table(d, "Study D: dirichlet:0.5 split, 1 epoch", [1, 256], a) + [""]
     with open(os.path.join(OUT, "tables.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    splice_into_results(lines)
     write_dat_and_plots(a, a, "A")
     if l:
         write_dat_and_plots(l, a, "L")
