@@ -243,7 +243,8 @@ def main(argv):
             dry = True; i += 1
         else:
             sys.exit("run_study.py: unknown argument '%s'" % argv[i])
-    for phase in phases or ["a1", "lr", "tuned", "lr2", "seeds", "d", "l1", "lseeds"]:
+    for phase in phases or ["a1", "lr", "tuned", "topk", "lr2", "seeds", "d", "l1",
+                            "lseeds"]:
         if phase == "lr2":
             for m, rc in configs():
                 if past(deadline):
