@@ -7,8 +7,9 @@ tuned (CSER at the `cser tune` pick, experiments/run_tune.sh), lr2 (extends the 
 0.1 / 0.05 / 0.025 / 0.0125 / 0.00625 past an edge: a lower lr while the best seed-1
 run sits at the lowest lr tried or every lr diverged, 0.1 where 0.05 beats 0.025),
 topk (a control: EF-SGD with exact top-k at lr 0.05 and 0.025; later phases then
-include it), seeds (seeds 2 and 3 at the chosen lr), d (study D, non-iid), l1 and lseeds (study L:
-the same protocol for 4 epochs at the lr chosen in study A, seed 1 then seeds 2 and 3).
+include it), seeds (seeds 2 and 3 at the chosen lr), d (study D, non-iid), l1 and
+lseeds (study L: the same protocol for 4 epochs at the lr chosen in study A, seed 1
+then seeds 2 and 3).
 
 Each run writes experiments/runs/<study>/<name>/ (config.json, metrics.csv, exit.txt).
 A run whose metrics.csv ends with a `final` or `diverged` row is skipped, so the
@@ -111,8 +112,8 @@ def planned(phase):
             for m, rc in order:
                 out.append(("L", m, rc, chosen_lr(m, rc), seed, "iid"))
     else:
-        sys.exit("run_study.py: unknown phase '%s' (expected a1, lr, tuned, lr2, seeds, "
-                 "d, l1, lseeds)" % phase)
+        sys.exit("run_study.py: unknown phase '%s' (expected a1, lr, tuned, topk, lr2, "
+                 "seeds, d, l1, lseeds)" % phase)
     return out
 
 
