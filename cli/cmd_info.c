@@ -5,39 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct {
-    const char *spec;    /* an example spec (fallback for methods)           */
-    const char *summary; /* one line                                         */
-} info_row;
-
-static const info_row method_rows[CSER_METHOD_COUNT] = {
-    [CSER_METHOD_SGD] = {"sgd", "full-precision SGD, gradients allreduced every step"},
-    [CSER_METHOD_LOCAL_SGD] = {"local-sgd:h=8", "local steps, models averaged every H steps"},
-    [CSER_METHOD_EF_SGD] = {"ef-sgd:c=grbs:256", "error-feedback SGD with compressor C"},
-    [CSER_METHOD_QSPARSE] = {"qsparse:c=grbs:32,h=8", "QSparse-local-SGD: compressed error feedback every H steps"},
-    [CSER_METHOD_CSER] = {"cser:c1=grbs:64,c2=grbs:512,h=8", "CSER: partial update sync (C2) + error reset (C1, every H)"},
-    [CSER_METHOD_CSER_FUSED] = {"cser-fused:c1=grbs:64,c2=grbs:512,h=8", "CSER, the authors' fused GRBS form (model averaging on a block)"},
-    [CSER_METHOD_CSEA] = {"csea:c=grbs:256", "CSER with C2 = 0, H = 1"},
-    [CSER_METHOD_CSER_PL] = {"cser-pl:c1=grbs:32,h=8", "partial local SGD: CSER with C2 = 0"},
-};
-
-static const info_row compressor_rows[CSER_COMP_COUNT] = {
-    [CSER_COMP_IDENTITY] = {"identity", "no compression"},
-    [CSER_COMP_ZERO] = {"zero", "sends nothing"},
-    [CSER_COMP_GRBS] = {"grbs:64", "globally-randomized blockwise sparsifier (dim-0 x dim-1 block)"},
-    [CSER_COMP_RANDK] = {"randk:64", "random-k with a shared seed"},
-    [CSER_COMP_TOPK] = {"topk:0.01", "exact per-tensor top-k by magnitude"},
-    [CSER_COMP_SIGN] = {"sign", "scaled sign: 1 bit per value + one scale"},
-    [CSER_COMP_QSGD] = {"qsgd:16", "QSGD, s levels, stochastic rounding"},
-};
-
-/* Example spec of a method: its configuration for R_C = 256 (sgd: R_C = 1). */
+/* Example spec of a method: its configuration at its default target ratio (256; sgd:
+ * 1), as `cser train --method NAME` resolves it. */
 static const char *method_example(int m, char *buf, size_t n)
 {
     cser_optim_config cfg;
-    double rc = m == CSER_METHOD_SGD ? 1 : 256;
-    if (cser_optim_config_for_ratio(cser_method_name((cser_method_kind)m), rc, &cfg) != CSER_OK)
-        return method_rows[m].spec;
+    if (cser_optim_resolve(cser_method_name((cser_method_kind)m), 0, &cfg) != CSER_OK)
+        return cser_method_name((cser_method_kind)m);
     cser_optim_format(&cfg, buf, n);
     return buf;
 }
@@ -58,14 +32,16 @@ static void print_text(void)
     printf("cser %s\n\nmethods:\n", cser_version());
     char buf[256];
     printf("  (example: the configuration chosen for R_C = 256)\n");
-    for (int m = 0; m < CSER_METHOD_COUNT; m++)
+    for (int m = 0; m < cser_method_count(); m++)
         printf("  %-11s %s\n  %-11s   %s\n", cser_method_name((cser_method_kind)m),
-               method_rows[m].summary, "", method_example(m, buf, sizeof buf));
+               cser_method_summary((cser_method_kind)m), "",
+               method_example(m, buf, sizeof buf));
     printf("\ncompressors:                       allreduce-compatible\n");
     for (int k = 0; k < CSER_COMP_COUNT; k++)
         printf("  %-9s %-10s %-14s %s\n", cser_compressor_kind_name((cser_compressor_kind)k),
-               compressor_rows[k].spec, compressor_compatible(k) ? "yes" : "no",
-               compressor_rows[k].summary);
+               cser_compressor_kind_example((cser_compressor_kind)k),
+               compressor_compatible(k) ? "yes" : "no",
+               cser_compressor_kind_summary((cser_compressor_kind)k));
     printf("\nmodels:");
     for (const char *const *n = cser_model_names(); *n; n++)
         printf(" %s", *n);
@@ -78,17 +54,19 @@ static void print_json(void)
 {
     printf("{\"version\": \"%s\",\n \"methods\": [", cser_version());
     char buf[256];
-    for (int m = 0; m < CSER_METHOD_COUNT; m++)
+    for (int m = 0; m < cser_method_count(); m++)
         printf("%s\n  {\"name\": \"%s\", \"example_rc256\": \"%s\", \"summary\": \"%s\"}",
                m ? "," : "", cser_method_name((cser_method_kind)m),
-               method_example(m, buf, sizeof buf), method_rows[m].summary);
+               method_example(m, buf, sizeof buf),
+               cser_method_summary((cser_method_kind)m));
     printf("],\n \"compressors\": [");
     for (int k = 0; k < CSER_COMP_COUNT; k++)
         printf("%s\n  {\"name\": \"%s\", \"example\": \"%s\", \"allreduce_compatible\": %s, "
                "\"summary\": \"%s\"}",
                k ? "," : "", cser_compressor_kind_name((cser_compressor_kind)k),
-               compressor_rows[k].spec, compressor_compatible(k) ? "true" : "false",
-               compressor_rows[k].summary);
+               cser_compressor_kind_example((cser_compressor_kind)k),
+               compressor_compatible(k) ? "true" : "false",
+               cser_compressor_kind_summary((cser_compressor_kind)k));
     printf("],\n \"models\": [");
     int first = 1;
     for (const char *const *n = cser_model_names(); *n; n++, first = 0)

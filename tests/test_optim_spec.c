@@ -157,8 +157,12 @@ static void test_config_for_ratio(void **state)
     check_ratio("csea", 64, "c=grbs:64", 0.5);
     check_ratio("ef-sgd", 1, "c=identity", 1e-9);
     check_ratio("sgd", 1, "sgd:", 1e-9);
-    check_ratio("ef-sgd:c=topk:8", 256, "c=topk", 0); /* a given c is kept */
+    /* a compressor named without its ratio keeps its kind; its ratio is in bytes */
+    check_ratio("ef-sgd:c=topk", 256, "c=topk:512", 0);
     cser_optim_config c;
+    /* a given c is kept, and a target it cannot meet is an error, not a silent miss */
+    assert_cser_fails(cser_optim_config_for_ratio("ef-sgd:c=topk:8", 256, &c),
+                      CSER_ERR_INVALID, "cannot reach R_C = 256");
     assert_cser_fails(cser_optim_config_for_ratio("sgd", 16, &c), CSER_ERR_INVALID,
                       "R_C");
     assert_cser_fails(cser_optim_config_for_ratio("cser", 0.5, &c), CSER_ERR_INVALID,

@@ -1,4 +1,4 @@
-/* compressor.h: the compressors C: R^d -> R^d of ALGORITHMS.md behind one interface.
+/* compressor.h: the compressors C: R^d -> R^d of docs/algorithms.md behind one interface.
  *
  * Names: identity, zero, grbs, randk, topk, sign, qsgd. A text spec selects one:
  *   identity | zero
@@ -97,6 +97,28 @@ int cser_compressor_format(const cser_compressor_params *p, char *buf, size_t n)
 /* Name of a kind ("grbs"), and the kind of a name (-1 if unknown). */
 const char *cser_compressor_kind_name(cser_compressor_kind kind);
 int cser_compressor_kind_from_name(const char *name);
+/* One line describing a kind, and an example spec (for `cser info`). */
+const char *cser_compressor_kind_summary(cser_compressor_kind kind);
+const char *cser_compressor_kind_example(cser_compressor_kind kind);
+
+/* Nominal byte ratio of params without a layout: 4 bytes per element over the wire
+ * bytes per element of a large tensor (grbs:R and randk:R: R; topk:R: R/2, since each
+ * kept element travels as an index and a value; sign: 32; qsgd:S: 32 over the bits
+ * per element). Per-tensor headers and the rounding of small tensors are ignored
+ * (cser_compressor_nominal_ratio has them). NAN when the ratio depends on the layout
+ * (grbs with explicit fractions) or params are invalid; zero reports INFINITY. */
+double cser_compressor_byte_ratio(const cser_compressor_params *p);
+
+/* 1 if the kind's ratio is a parameter a target can choose (grbs, randk, topk, qsgd),
+ * 0 if the kind fixes it (identity, zero, sign). */
+int cser_compressor_kind_has_ratio(cser_compressor_kind kind);
+
+/* The params of `kind` whose byte ratio is closest to `target` >= 1: the ratio of
+ * grbs/randk/topk and the level count of qsgd are chosen; identity, zero and sign
+ * have a fixed ratio and come back with their defaults (the caller compares
+ * cser_compressor_byte_ratio with its target). */
+cser_status cser_compressor_params_for_ratio(cser_compressor_kind kind, double target,
+                                             cser_compressor_params *out);
 
 cser_status cser_compressor_create(const cser_compressor_params *p,
                                    cser_compressor_t **out);

@@ -1,4 +1,4 @@
-/* optim.h: the seven methods of ALGORITHMS.md behind one optimizer interface.
+/* optim.h: the seven methods of docs/algorithms.md behind one optimizer interface.
  *
  * One optimizer object is one worker's view: it owns that worker's state (model,
  * momentum, errors, cached models, step counter) and talks to the other workers
@@ -41,7 +41,9 @@ typedef enum {
     CSER_METHOD_CSER_FUSED,
     CSER_METHOD_CSEA,
     CSER_METHOD_CSER_PL,
-    CSER_METHOD_COUNT
+    CSER_METHOD_COUNT, /* built-in methods; kinds from CSER_METHOD_COUNT up to
+                          cser_method_count() - 1 are methods registered at run time */
+    CSER_METHOD_KIND_MAX = 255
 } cser_method_kind;
 
 #define CSER_SPEC_MAX 96
@@ -85,8 +87,14 @@ typedef enum {
 
 typedef struct cser_optim cser_optim_t;
 
+/* The method table: kinds 0 .. cser_method_count() - 1, each with a name and a
+ * one-line summary. */
+int cser_method_count(void);
 const char *cser_method_name(cser_method_kind kind);
+const char *cser_method_summary(cser_method_kind kind);
 int cser_method_from_name(const char *name); /* -1 if unknown */
+/* "sgd, local-sgd, ..." (snprintf semantics), for messages and --help. */
+int cser_method_list(char *buf, size_t n);
 
 cser_optim_config cser_optim_default_config(cser_method_kind kind);
 
@@ -95,15 +103,39 @@ cser_status cser_optim_parse(const char *spec, cser_optim_config *out);
 int cser_optim_format(const cser_optim_config *cfg, char *buf, size_t n);
 
 /* Target ratio -> configuration. `spec` is a method name or a partial spec (keys given
- * there are kept); rc in [1, 1e9] is the target overall ratio R_C. For CSER the authors' rule
- * R_C1 * H = R_C2 gives R_C = R_C2 / 2 with the default H (documented in optim.c);
- * for QSparse and CSER-PL the ratio includes H. */
+ * there are kept; a compressor named without its ratio, "c2=topk", keeps its kind and
+ * gets its ratio); rc in [1, 1e9] is the target overall ratio R_C, counted in bytes
+ * (docs/algorithms.md, "Ratios"). For CSER the authors' rule R_C1 * H = R_C2 gives
+ * R_C = R_C2 / 2 with the default H; for QSparse and CSER-PL the ratio includes H.
+ * The configuration's nominal ratio (without a layout) is within 5% of rc, or the
+ * call fails saying why rc cannot be reached. */
 cser_status cser_optim_config_for_ratio(const char *spec, double rc,
                                         cser_optim_config *out);
+
+/* What a command line gives (a method name or spec, and a target ratio rc, 0 = none)
+ * -> configuration. rc = 0: a spec that fixes a compressor's ratio ("c1=grbs:4") is
+ * parsed as written, any other spec gets its method's default target (256; sgd: 1).
+ * rc > 0: cser_optim_config_for_ratio, unless the spec fixes every compressor of its
+ * method (then the target is ambiguous: an error). */
+cser_status cser_optim_resolve(const char *spec, double rc, cser_optim_config *out);
 
 /* Nominal overall ratio of a configuration for a layout (dense bytes per step over
  * expected compressed bytes per step). */
 double cser_optim_nominal_ratio(const cser_optim_config *cfg, const cser_params *L);
+
+/* A configuration to try at a target ratio (cser tune). */
+typedef struct {
+    char spec[256];    /* method spec                                    */
+    double r_c1, r_c2; /* compressor ratios (r_c2 = 0: C2 = zero)         */
+    int h;             /* period                                         */
+    double nominal_rc; /* R_C = 1/(1/(R_C1*H) + 1/R_C2)                   */
+} cser_optim_candidate;
+
+/* The configurations of cfg's method worth trying at the target rc (at most max):
+ * CSER's grid of (R_C1, R_C2, H) for cser and cser-fused, cfg itself for the others.
+ * Returns how many, 0 if none meets rc. */
+int cser_optim_candidates(const cser_optim_config *cfg, double rc,
+                          cser_optim_candidate *out, int max);
 
 /* Creates one worker's optimizer. Collective over comm (checks that every rank has the
  * same layout and configuration). x0: the initial model, d floats, the same on every

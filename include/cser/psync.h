@@ -1,4 +1,4 @@
-/* psync.h: PSync(v, C), the partial synchronization primitive of ALGORITHMS.md.
+/* psync.h: PSync(v, C), the partial synchronization primitive of docs/algorithms.md.
  *
  *   c = avg_j C(v_j)      (one collective over the compressed parts)
  *   rho_i = v_i - C(v_i)  (the residual, kept locally)

@@ -1,4 +1,4 @@
-/* psync.c: PSync(v, C), partial synchronization (ALGORITHMS.md "PSync"):
+/* psync.c: PSync(v, C), partial synchronization (docs/algorithms.md "PSync"):
  *
  *   c = avg_j C(v_j)      rho_i = v_i - C(v_i)      (c + rho_i keeps avg_i v_i)
  *

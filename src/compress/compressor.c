@@ -18,6 +18,56 @@ static const cser_compressor_vtable *const registry[CSER_COMP_COUNT] = {
     [CSER_COMP_SIGN] = &cser_compressor_sign_vt,
     [CSER_COMP_QSGD] = &cser_compressor_qsgd_vt};
 
+const cser_compressor_vtable *cser_compressor_vt(int kind)
+{
+    if (kind < 0 || kind >= CSER_COMP_COUNT)
+        return NULL;
+    return registry[kind];
+}
+
+const char *cser_compressor_kind_summary(cser_compressor_kind kind)
+{
+    const cser_compressor_vtable *vt = cser_compressor_vt((int)kind);
+    return vt ? vt->summary : "unknown";
+}
+
+const char *cser_compressor_kind_example(cser_compressor_kind kind)
+{
+    const cser_compressor_vtable *vt = cser_compressor_vt((int)kind);
+    return vt ? vt->example : "unknown";
+}
+
+double cser_compressor_byte_ratio(const cser_compressor_params *p)
+{
+    const cser_compressor_vtable *vt = p ? cser_compressor_vt((int)p->kind) : NULL;
+    if (!vt || cser_compressor_check_params(p) != CSER_OK)
+        return NAN;
+    return vt->byte_ratio(p);
+}
+
+int cser_compressor_kind_has_ratio(cser_compressor_kind kind)
+{
+    const cser_compressor_vtable *vt = cser_compressor_vt((int)kind);
+    return vt && vt->for_ratio != NULL;
+}
+
+cser_status cser_compressor_params_for_ratio(cser_compressor_kind kind, double target,
+                                             cser_compressor_params *out)
+{
+    const cser_compressor_vtable *vt = cser_compressor_vt((int)kind);
+    if (!vt || !out)
+        return cser_error(CSER_ERR_INVALID, "cser_compressor_params_for_ratio: bad "
+                          "argument (kind %d)", (int)kind);
+    if (!(target >= 1.0) || !isfinite(target))
+        return cser_error(CSER_ERR_INVALID, "%s: target ratio %g: expected a finite "
+                          "ratio >= 1", vt->name, target);
+    cser_compressor_params p = cser_compressor_default_params(kind);
+    if (vt->for_ratio)
+        vt->for_ratio(target, &p);
+    *out = p;
+    return CSER_OK;
+}
+
 cser_status cser_compressor_create(const cser_compressor_params *p,
                                    cser_compressor_t **out)
 {

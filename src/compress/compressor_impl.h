@@ -14,8 +14,23 @@
  * is inside. Allreduce-compatible variants implement select and leave the message to
  * the shared dense-slice code; the others implement encode and decode_add. */
 typedef struct {
-    const char *name;
+    const char *name;    /* spec name, "grbs"                                  */
+    const char *summary; /* one line (cser info)                               */
+    const char *example; /* an example spec (cser info)                        */
     int allreduce_compatible;
+    /* The text of the spec after "name:" into p (spec: the whole text, for messages;
+     * args may be modified). NULL: the compressor takes no argument. */
+    cser_status (*parse_args)(const char *spec, char *args, cser_compressor_params *p);
+    /* The canonical spec of p (snprintf semantics). NULL: the bare name. */
+    int (*format)(const cser_compressor_params *p, char *buf, size_t n);
+    /* Nominal byte ratio without a layout: 4 bytes per element over the wire bytes
+     * per element of a large tensor (per-tensor headers and rounding ignored); NAN
+     * when it depends on the layout (grbs with explicit fractions). */
+    double (*byte_ratio)(const cser_compressor_params *p);
+    /* Sets the ratio parameter of p (a default of its kind) to the value closest to
+     * a byte ratio `target` >= 1 (grbs, randk: R = target; topk: R = 2 target; qsgd:
+     * the level count). NULL: the ratio is fixed by the kind (identity, zero, sign). */
+    void (*for_ratio)(double target, cser_compressor_params *p);
     /* Expected elements (compatible) or bytes (others) of tensor t in one message. */
     double (*expected)(const cser_compressor_t *c, const cser_tensor *t);
     /* Compatible: most support elements of tensor t; others: exact message bytes. */
@@ -63,6 +78,19 @@ extern const cser_compressor_vtable cser_compressor_randk_vt;
 extern const cser_compressor_vtable cser_compressor_topk_vt;
 extern const cser_compressor_vtable cser_compressor_sign_vt;
 extern const cser_compressor_vtable cser_compressor_qsgd_vt;
+
+/* The compressor table (compressor.c): the variant of a kind, NULL if unknown. Adding
+ * a compressor is one file with its vtable, one row there and one kind in
+ * compressor.h (the kind is part of the public params struct). */
+const cser_compressor_vtable *cser_compressor_vt(int kind);
+
+/* Argument parsers and formatters shared by several variants (spec.c). */
+cser_status cser_spec_parse_grbs(const char *spec, char *args, cser_compressor_params *p);
+cser_status cser_spec_parse_k(const char *spec, char *args, cser_compressor_params *p);
+cser_status cser_spec_parse_qsgd(const char *spec, char *args, cser_compressor_params *p);
+int cser_spec_format_grbs(const cser_compressor_params *p, char *buf, size_t n);
+int cser_spec_format_k(const cser_compressor_params *p, char *buf, size_t n);
+int cser_spec_format_qsgd(const cser_compressor_params *p, char *buf, size_t n);
 
 /* Tests only: non-zero makes sign and QSGD take their scalar paths (which must produce
  * the same bits as the AVX2 ones). Process-wide, not thread-safe; defined in

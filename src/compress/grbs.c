@@ -1,4 +1,4 @@
-/* grbs.c: GRBS, the globally-randomized blockwise sparsifier of ALGORITHMS.md, and its
+/* grbs.c: GRBS, the globally-randomized blockwise sparsifier of docs/algorithms.md, and its
  * flat variant. Allreduce-compatible: the block of every tensor is a pure function of
  * (seed, step, tensor index, salt), so every worker selects the same support.
  *
@@ -144,8 +144,28 @@ static cser_status grbs_select(cser_compressor_t *c, const cser_tensor *t, size_
     return CSER_OK;
 }
 
+/* 4 bytes per kept element: the ratio over the layer probability; explicit fractions
+ * depend on the tensors' shapes. */
+static double grbs_byte_ratio(const cser_compressor_params *p)
+{
+    if (p->r0 > 0.0 || p->r1 > 0.0)
+        return NAN;
+    return p->ratio / p->p;
+}
+
+static void grbs_for_ratio(double target, cser_compressor_params *p)
+{
+    p->ratio = target * p->p;
+}
+
 const cser_compressor_vtable cser_compressor_grbs_vt = {
     .name = "grbs",
+    .summary = "globally-randomized blockwise sparsifier (dim-0 x dim-1 block)",
+    .example = "grbs:64",
+    .parse_args = cser_spec_parse_grbs,
+    .format = cser_spec_format_grbs,
+    .byte_ratio = grbs_byte_ratio,
+    .for_ratio = grbs_for_ratio,
     .allreduce_compatible = 1,
     .expected = grbs_expected,
     .max_tensor = grbs_max,

@@ -1,5 +1,7 @@
 /* identity.c: C(v) = v, allreduce-compatible: the support is every tensor whole (runs
- * of adjacent tensors merge), so PSync with it is a full average (ALGORITHMS.md). */
+ * of adjacent tensors merge), so PSync with it is a full average (docs/algorithms.md). */
+#include <math.h>
+
 #include "compress/compressor_impl.h"
 
 static double identity_expected(const cser_compressor_t *c, const cser_tensor *t)
@@ -25,8 +27,17 @@ static cser_status identity_select(cser_compressor_t *c, const cser_tensor *t, s
     return CSER_OK;
 }
 
+static double identity_byte_ratio(const cser_compressor_params *p)
+{
+    (void)p;
+    return 1.0;
+}
+
 const cser_compressor_vtable cser_compressor_identity_vt = {
     .name = "identity",
+    .summary = "no compression",
+    .example = "identity",
+    .byte_ratio = identity_byte_ratio,
     .allreduce_compatible = 1,
     .expected = identity_expected,
     .max_tensor = identity_max,

@@ -520,8 +520,36 @@ static cser_status qsgd_decode(cser_compressor_t *c, const cser_tensor *t,
     return decode_scalar(p + i / 8 * b, end, i, n, &it, b, alpha, out);
 }
 
+/* b = field_bits(s) bits per element plus one 32-bit norm per bucket. */
+static double qsgd_byte_ratio(const cser_compressor_params *p)
+{
+    double bits = (double)field_bits(p->levels);
+    if (p->bucket > 0)
+        bits += 32.0 / (double)p->bucket;
+    return 32.0 / bits;
+}
+
+/* The most levels that fit the field width b = round(32 / target), 2 <= b <= 25:
+ * s = 2^(b-1) - 1 (qsgd:1 at 16 and above, qsgd:7 at 8, qsgd:127 at 4). */
+static void qsgd_for_ratio(double target, cser_compressor_params *p)
+{
+    double b = round(32.0 / target);
+    if (b < 2.0)
+        b = 2.0;
+    if (b > 25.0)
+        b = 25.0;
+    p->levels = (1 << ((int)b - 1)) - 1;
+    p->bucket = 0;
+}
+
 const cser_compressor_vtable cser_compressor_qsgd_vt = {
     .name = "qsgd",
+    .summary = "QSGD, s levels, stochastic rounding",
+    .example = "qsgd:16",
+    .parse_args = cser_spec_parse_qsgd,
+    .format = cser_spec_format_qsgd,
+    .byte_ratio = qsgd_byte_ratio,
+    .for_ratio = qsgd_for_ratio,
     .allreduce_compatible = 0,
     .expected = qsgd_expected,
     .max_tensor = qsgd_max,

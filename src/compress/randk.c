@@ -1,4 +1,4 @@
-/* randk.c: random-k with a shared seed (ALGORITHMS.md): per tensor, k = max(1,
+/* randk.c: random-k with a shared seed (docs/algorithms.md): per tensor, k = max(1,
  * round(numel / R)) distinct indices drawn uniformly from the stream
  * cser_rng_key(seed, CSER_STREAM_RANDK, step, tensor index, salt), the same on every
  * worker, hence allreduce-compatible. The support is the sorted indices as runs of
@@ -66,8 +66,22 @@ static cser_status randk_select(cser_compressor_t *c, const cser_tensor *t, size
     return CSER_OK;
 }
 
+/* 4 bytes per kept element: the indices come from the shared seed, not the wire. */
+static double randk_byte_ratio(const cser_compressor_params *p) { return p->ratio; }
+
+static void randk_for_ratio(double target, cser_compressor_params *p)
+{
+    p->ratio = target;
+}
+
 const cser_compressor_vtable cser_compressor_randk_vt = {
     .name = "randk",
+    .summary = "random-k with a shared seed",
+    .example = "randk:64",
+    .parse_args = cser_spec_parse_k,
+    .format = cser_spec_format_k,
+    .byte_ratio = randk_byte_ratio,
+    .for_ratio = randk_for_ratio,
     .allreduce_compatible = 1,
     .expected = randk_expected,
     .max_tensor = randk_max,

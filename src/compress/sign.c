@@ -1,4 +1,4 @@
-/* sign.c: scaled sign (ALGORITHMS.md): C(v)_i = s * (-1)^signbit(v_i) with one scale
+/* sign.c: scaled sign (docs/algorithms.md): C(v)_i = s * (-1)^signbit(v_i) with one scale
  * per tensor, s = ||v||_1 / numel (so +0 maps to +s and -0 to -s). Deterministic and
  * not allreduce-compatible. ||C(v) - v||^2 = ||v||^2 - ||v||_1^2 / numel exactly.
  *
@@ -173,8 +173,18 @@ static cser_status sign_decode(cser_compressor_t *c, const cser_tensor *t,
     return CSER_OK;
 }
 
+/* 1 bit per element (the per-tensor scale is ignored for a large tensor). */
+static double sign_byte_ratio(const cser_compressor_params *p)
+{
+    (void)p;
+    return 32.0;
+}
+
 const cser_compressor_vtable cser_compressor_sign_vt = {
     .name = "sign",
+    .summary = "scaled sign: 1 bit per value + one scale",
+    .example = "sign",
+    .byte_ratio = sign_byte_ratio,
     .allreduce_compatible = 0,
     .expected = sign_expected,
     .max_tensor = sign_max,

@@ -12,27 +12,28 @@
 #define QSGD_MAX_LEVELS (1 << 24)
 #define QSGD_MAX_BUCKET ((size_t)1 << 40)
 
-static const char *const kind_names[CSER_COMP_COUNT] = {
-    [CSER_COMP_IDENTITY] = "identity", [CSER_COMP_ZERO] = "zero",
-    [CSER_COMP_GRBS] = "grbs",         [CSER_COMP_RANDK] = "randk",
-    [CSER_COMP_TOPK] = "topk",         [CSER_COMP_SIGN] = "sign",
-    [CSER_COMP_QSGD] = "qsgd"};
-
-#define VALID_NAMES "identity, zero, grbs, randk, topk, sign, qsgd"
-
 const char *cser_compressor_kind_name(cser_compressor_kind kind)
 {
-    if ((int)kind < 0 || kind >= CSER_COMP_COUNT)
-        return "unknown";
-    return kind_names[kind];
+    const cser_compressor_vtable *vt = cser_compressor_vt((int)kind);
+    return vt ? vt->name : "unknown";
 }
 
 int cser_compressor_kind_from_name(const char *name)
 {
-    for (int k = 0; k < CSER_COMP_COUNT; k++)
-        if (name && strcmp(name, kind_names[k]) == 0)
+    for (int k = 0; name && cser_compressor_vt(k); k++)
+        if (strcmp(name, cser_compressor_vt(k)->name) == 0)
             return k;
     return -1;
+}
+
+/* "identity, zero, grbs, ..." from the table. */
+static void valid_names(char *buf, size_t n)
+{
+    buf[0] = '\0';
+    for (int k = 0; cser_compressor_vt(k); k++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, n - l, "%s%s", k ? ", " : "", cser_compressor_vt(k)->name);
+    }
 }
 
 cser_compressor_params cser_compressor_default_params(cser_compressor_kind kind)
@@ -71,8 +72,7 @@ static cser_status bad(const char *spec, const char *what, const char *tok,
 }
 
 /* randk/topk argument: a ratio R >= 1 or a fraction 0 < F < 1 (ratio 1/F). */
-static cser_status parse_k_arg(const char *spec, const char *tok,
-                               cser_compressor_params *p)
+cser_status cser_spec_parse_k(const char *spec, char *tok, cser_compressor_params *p)
 {
     double x;
     if (!parse_number(tok, &x))
@@ -135,7 +135,7 @@ static cser_status parse_grbs_token(const char *spec, char *tok, int first,
     return bad(spec, "unknown key", tok, "r0, r1 or p");
 }
 
-static cser_status parse_grbs(const char *spec, char *args, cser_compressor_params *p)
+cser_status cser_spec_parse_grbs(const char *spec, char *args, cser_compressor_params *p)
 {
     int has_ratio = 0, first = 1;
     for (char *tok = args; tok; first = 0) {
@@ -192,7 +192,7 @@ static cser_status parse_bucket(const char *spec, const char *val,
 }
 
 /* qsgd:S[,bucket=B] or qsgd:bucket=B. */
-static cser_status parse_qsgd(const char *spec, char *args, cser_compressor_params *p)
+cser_status cser_spec_parse_qsgd(const char *spec, char *args, cser_compressor_params *p)
 {
     int first = 1;
     for (char *tok = args; tok; first = 0) {
@@ -210,25 +210,6 @@ static cser_status parse_qsgd(const char *spec, char *args, cser_compressor_para
     return CSER_OK;
 }
 
-static cser_status parse_args(const char *spec, char *args, cser_compressor_params *p)
-{
-    switch (p->kind) {
-    case CSER_COMP_IDENTITY:
-    case CSER_COMP_ZERO:
-    case CSER_COMP_SIGN:
-        return bad(spec, "unexpected argument", args, "no argument");
-    case CSER_COMP_GRBS:
-        return parse_grbs(spec, args, p);
-    case CSER_COMP_RANDK:
-    case CSER_COMP_TOPK:
-        return parse_k_arg(spec, args, p);
-    case CSER_COMP_QSGD:
-        return parse_qsgd(spec, args, p);
-    default:
-        return cser_error(CSER_ERR_INTERNAL, "compressor spec '%s': bad kind", spec);
-    }
-}
-
 cser_status cser_compressor_parse(const char *spec, cser_compressor_params *out)
 {
     char buf[256];
@@ -242,14 +223,20 @@ cser_status cser_compressor_parse(const char *spec, cser_compressor_params *out)
     if (colon)
         *colon = '\0';
     int kind = cser_compressor_kind_from_name(buf);
-    if (kind < 0)
+    if (kind < 0) {
+        char names[160];
+        valid_names(names, sizeof names);
         return cser_error(CSER_ERR_INVALID, "compressor spec '%s': unknown compressor "
-                          "'%s': expected one of " VALID_NAMES, spec, buf);
+                          "'%s': expected one of %s", spec, buf, names);
+    }
+    const cser_compressor_vtable *vt = cser_compressor_vt(kind);
     cser_compressor_params p = cser_compressor_default_params((cser_compressor_kind)kind);
     if (colon) {
         if (colon[1] == '\0')
             return bad(spec, "empty argument after", ":", "an argument or no ':'");
-        CSER_CHECK(parse_args(spec, colon + 1, &p));
+        if (!vt->parse_args)
+            return bad(spec, "unexpected argument", colon + 1, "no argument");
+        CSER_CHECK(vt->parse_args(spec, colon + 1, &p));
     }
     *out = p;
     return CSER_OK;
@@ -265,33 +252,41 @@ static void format_double(double x, char *buf, size_t n)
     }
 }
 
-int cser_compressor_format(const cser_compressor_params *p, char *buf, size_t n)
+int cser_spec_format_grbs(const cser_compressor_params *p, char *buf, size_t n)
 {
     char a[40], b[40], c[40];
-    const char *name = cser_compressor_kind_name(p->kind);
-    switch (p->kind) {
-    case CSER_COMP_GRBS:
-        format_double(p->p, c, sizeof c);
-        if (p->r0 > 0.0 || p->r1 > 0.0) {
-            format_double(p->r0 > 0.0 ? p->r0 : 1.0, a, sizeof a);
-            format_double(p->r1 > 0.0 ? p->r1 : 1.0, b, sizeof b);
-            return snprintf(buf, n, "grbs:r0=%s,r1=%s%s%s", a, b,
-                            p->p != 1.0 ? ",p=" : "", p->p != 1.0 ? c : "");
-        }
-        format_double(p->ratio, a, sizeof a);
-        return snprintf(buf, n, "grbs:%s%s%s%s", a, p->flat ? ",flat" : "",
-                        p->p != 1.0 ? ",p=" : "", p->p != 1.0 ? c : "");
-    case CSER_COMP_RANDK:
-    case CSER_COMP_TOPK:
-        format_double(p->ratio, a, sizeof a);
-        return snprintf(buf, n, "%s:%s", name, a);
-    case CSER_COMP_QSGD:
-        if (p->bucket > 0)
-            return snprintf(buf, n, "qsgd:%d,bucket=%zu", p->levels, p->bucket);
-        return snprintf(buf, n, "qsgd:%d", p->levels);
-    default:
-        return snprintf(buf, n, "%s", name);
+    format_double(p->p, c, sizeof c);
+    if (p->r0 > 0.0 || p->r1 > 0.0) {
+        format_double(p->r0 > 0.0 ? p->r0 : 1.0, a, sizeof a);
+        format_double(p->r1 > 0.0 ? p->r1 : 1.0, b, sizeof b);
+        return snprintf(buf, n, "grbs:r0=%s,r1=%s%s%s", a, b, p->p != 1.0 ? ",p=" : "",
+                        p->p != 1.0 ? c : "");
     }
+    format_double(p->ratio, a, sizeof a);
+    return snprintf(buf, n, "grbs:%s%s%s%s", a, p->flat ? ",flat" : "",
+                    p->p != 1.0 ? ",p=" : "", p->p != 1.0 ? c : "");
+}
+
+int cser_spec_format_k(const cser_compressor_params *p, char *buf, size_t n)
+{
+    char a[40];
+    format_double(p->ratio, a, sizeof a);
+    return snprintf(buf, n, "%s:%s", cser_compressor_kind_name(p->kind), a);
+}
+
+int cser_spec_format_qsgd(const cser_compressor_params *p, char *buf, size_t n)
+{
+    if (p->bucket > 0)
+        return snprintf(buf, n, "qsgd:%d,bucket=%zu", p->levels, p->bucket);
+    return snprintf(buf, n, "qsgd:%d", p->levels);
+}
+
+int cser_compressor_format(const cser_compressor_params *p, char *buf, size_t n)
+{
+    const cser_compressor_vtable *vt = cser_compressor_vt((int)p->kind);
+    if (vt && vt->format)
+        return vt->format(p, buf, n);
+    return snprintf(buf, n, "%s", cser_compressor_kind_name(p->kind));
 }
 
 cser_status cser_compressor_check_params(const cser_compressor_params *p)
@@ -299,7 +294,7 @@ cser_status cser_compressor_check_params(const cser_compressor_params *p)
     if ((int)p->kind < 0 || p->kind >= CSER_COMP_COUNT)
         return cser_error(CSER_ERR_INVALID, "compressor kind %d: expected 0..%d",
                           (int)p->kind, CSER_COMP_COUNT - 1);
-    const char *name = kind_names[p->kind];
+    const char *name = cser_compressor_kind_name(p->kind);
     if (!(p->ratio >= 1.0) || !isfinite(p->ratio))
         return cser_error(CSER_ERR_INVALID, "%s: ratio %g: expected a finite ratio >= 1",
                           name, p->ratio);

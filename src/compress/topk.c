@@ -1,4 +1,4 @@
-/* topk.c: exact per-tensor top-k by magnitude (ALGORITHMS.md), k = max(1, round(numel
+/* topk.c: exact per-tensor top-k by magnitude (docs/algorithms.md), k = max(1, round(numel
  * / R)). Not allreduce-compatible: each worker's support is its own.
  *
  * Selection is linear (topk_select.c: radix select on the magnitude bits); ties at the
@@ -58,8 +58,23 @@ static cser_status topk_decode(cser_compressor_t *c, const cser_tensor *t,
     return CSER_OK;
 }
 
+/* 8 bytes per kept element (index + value): topk:R moves d/R elements, 8d/R bytes,
+ * so its byte ratio is R/2 (the element ratio R is what the spec names). */
+static double topk_byte_ratio(const cser_compressor_params *p) { return p->ratio / 2.0; }
+
+static void topk_for_ratio(double target, cser_compressor_params *p)
+{
+    p->ratio = 2.0 * target;
+}
+
 const cser_compressor_vtable cser_compressor_topk_vt = {
     .name = "topk",
+    .summary = "exact per-tensor top-k by magnitude",
+    .example = "topk:0.01",
+    .parse_args = cser_spec_parse_k,
+    .format = cser_spec_format_k,
+    .byte_ratio = topk_byte_ratio,
+    .for_ratio = topk_for_ratio,
     .allreduce_compatible = 0,
     .expected = topk_expected,
     .max_tensor = topk_max,

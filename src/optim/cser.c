@@ -1,6 +1,6 @@
 /* cser.c: CSER, communication-efficient SGD with error reset (Xie et al., NeurIPS
  * 2020), general form for any compressors; CSEA and CSER-PL are configurations of it
- * (C2 = zero; and H = 1 for CSEA). ALGORITHMS.md:
+ * (C2 = zero; and H = 1 for CSEA). docs/algorithms.md:
  *
  *   each step t:
  *     Delta_i from the local step
@@ -213,8 +213,27 @@ static void cser_synced(const cser_optim_t *o, float *out)
     memcpy(out, o->aux, o->d * sizeof(float));
 }
 
-const cser_optim_method cser_method_cser = {
-    .kind = CSER_METHOD_CSER,
+/* The authors' rule R_C1 * H = R_C2 = 2 R_C, default H = 16 (ratio.c). */
+static cser_status cser_for_ratio(cser_optim_config *c, double rc,
+                                  const cser_spec_keys *k)
+{
+    return cser_optim_cser_rule(c, rc, k, 1);
+}
+
+/* R_C = 1 / (1/(R_C1 H) + 1/R_C2): d/R_C2 every step, d/R_C1 every H steps. */
+static double cser_nominal(const cser_optim_config *c, const cser_params *L)
+{
+    double r1 = cser_optim_comp_ratio(c->c1, L), r2 = cser_optim_comp_ratio(c->c2, L);
+    return 1.0 / (1.0 / (r1 * c->h) + 1.0 / r2);
+}
+
+static int cser_candidates(const cser_optim_config *c, double rc,
+                           cser_optim_candidate *out, int max)
+{
+    return cser_optim_cser_candidates(c, rc, 1, out, max);
+}
+
+const cser_optim_ops cser_ops_cser = {
     .is_local = 1,
     .has_aux = 1,
     .init = cser_init,
@@ -222,4 +241,14 @@ const cser_optim_method cser_method_cser = {
     .fini = cser_fini,
     .error = cser_error_vec,
     .synced = cser_synced,
+};
+
+const cser_optim_method cser_method_cser = {
+    .name = "cser",
+    .summary = "CSER: partial update sync (C2) + error reset (C1, every H)",
+    .keys = CSER_KEY_BIT(CSER_KEY_C1) | CSER_KEY_BIT(CSER_KEY_C2) | CSER_KEY_BIT(CSER_KEY_H),
+    .for_ratio = cser_for_ratio,
+    .nominal_ratio = cser_nominal,
+    .candidates = cser_candidates,
+    .ops = &cser_ops_cser,
 };

@@ -1,5 +1,5 @@
-/* cser_fused.c: the authors' fused GRBS form of CSER (ALGORITHMS.md, "The authors'
- * fused GRBS form"); C1 and C2 must be GRBS.
+/* cser_fused.c: the authors' fused GRBS form of CSER (docs/algorithms.md, "The fused
+ * GRBS form of CSER"); C1 and C2 must be GRBS.
  *
  *   each step t:
  *     m_i, Delta_i from the local step;  x_i <- x_i - Delta_i
@@ -80,10 +80,59 @@ static cser_status fused_step(cser_optim_t *o, float *g, float lr)
     return CSER_OK;
 }
 
-const cser_optim_method cser_method_cser_fused = {
-    .kind = CSER_METHOD_CSER_FUSED,
+static cser_status need_grbs(const char *key, const char *spec)
+{
+    cser_compressor_params p;
+    CSER_CHECK(cser_compressor_parse(spec, &p));
+    if (p.kind != CSER_COMP_GRBS)
+        return cser_error(CSER_ERR_INVALID,
+                          "cser-fused needs GRBS compressors (grbs:...), found %s=%s; "
+                          "use cser for other compressors",
+                          key, spec);
+    return CSER_OK;
+}
+
+static cser_status fused_validate(const cser_optim_config *c)
+{
+    CSER_CHECK(need_grbs("c1", c->c1));
+    return need_grbs("c2", c->c2);
+}
+
+/* CSER's rule; R = 1 is grbs:1 (the fused form needs GRBS). */
+static cser_status fused_for_ratio(cser_optim_config *c, double rc,
+                                   const cser_spec_keys *k)
+{
+    return cser_optim_cser_rule(c, rc, k, 0);
+}
+
+/* Per H steps: H-1 averages with C2 blocks and one with a C1 block. */
+static double fused_nominal(const cser_optim_config *c, const cser_params *L)
+{
+    double r1 = cser_optim_comp_ratio(c->c1, L), r2 = cser_optim_comp_ratio(c->c2, L);
+    double h = c->h;
+    return h / ((h - 1.0) / r2 + 1.0 / r1);
+}
+
+static int fused_candidates(const cser_optim_config *c, double rc,
+                            cser_optim_candidate *out, int max)
+{
+    return cser_optim_cser_candidates(c, rc, 0, out, max);
+}
+
+const cser_optim_ops cser_ops_cser_fused = {
     .is_local = 1,
     .init = fused_init,
     .step = fused_step,
     .fini = fused_fini,
+};
+
+const cser_optim_method cser_method_cser_fused = {
+    .name = "cser-fused",
+    .summary = "CSER, the authors' fused GRBS form (model averaging on a block)",
+    .keys = CSER_KEY_BIT(CSER_KEY_C1) | CSER_KEY_BIT(CSER_KEY_C2) | CSER_KEY_BIT(CSER_KEY_H),
+    .validate = fused_validate,
+    .for_ratio = fused_for_ratio,
+    .nominal_ratio = fused_nominal,
+    .candidates = fused_candidates,
+    .ops = &cser_ops_cser_fused,
 };

@@ -1,5 +1,5 @@
 /* ef_sgd.c: EF-SGD, SGD with error feedback (Karimireddy et al. 2019, Zheng et al.
- * 2019), as in ALGORITHMS.md:
+ * 2019), as in docs/algorithms.md:
  *
  *   m_i, Delta_i from the local step at the synchronized x
  *   e_i <- e_i + Delta_i
@@ -40,12 +40,32 @@ static void ef_error(const cser_optim_t *o, float *out)
         out[i] = o->aux[i];
 }
 
-const cser_optim_method cser_method_ef_sgd = {
-    .kind = CSER_METHOD_EF_SGD,
+/* R_C = the ratio of C. */
+static cser_status ef_for_ratio(cser_optim_config *c, double rc, const cser_spec_keys *k)
+{
+    double got = 0.0;
+    return cser_optim_plan_comp(c, CSER_KEY_C, rc, k, 1, &got);
+}
+
+static double ef_nominal(const cser_optim_config *c, const cser_params *L)
+{
+    return cser_optim_comp_ratio(c->c1, L);
+}
+
+const cser_optim_ops cser_ops_ef_sgd = {
     .is_local = 0,
     .has_aux = 1,
     .init = ef_init,
     .step = ef_step,
     .fini = ef_fini,
     .error = ef_error,
+};
+
+const cser_optim_method cser_method_ef_sgd = {
+    .name = "ef-sgd",
+    .summary = "error-feedback SGD with compressor C",
+    .keys = CSER_KEY_BIT(CSER_KEY_C),
+    .for_ratio = ef_for_ratio,
+    .nominal_ratio = ef_nominal,
+    .ops = &cser_ops_ef_sgd,
 };

@@ -1,4 +1,4 @@
-/* local_sgd.c: local SGD with period H (ALGORITHMS.md).
+/* local_sgd.c: local SGD with period H (docs/algorithms.md).
  *
  *   every step:        m_i, Delta_i from the local step;  x_i <- x_i - Delta_i
  *   if t mod H == 0:   x_i <- avg_j x_j    (allreduce AVG of d floats, phase AVERAGE)
@@ -9,6 +9,8 @@
  * SGD (momentum is applied before averaging) but has the same mean trajectory.
  */
 #include "optim/optim_impl.h"
+
+#include <math.h>
 
 static cser_status local_sgd_step(cser_optim_t *o, float *g, float lr)
 {
@@ -22,8 +24,31 @@ static cser_status local_sgd_step(cser_optim_t *o, float *g, float lr)
     return s;
 }
 
-const cser_optim_method cser_method_local_sgd = {
-    .kind = CSER_METHOD_LOCAL_SGD,
+/* R_C = H: one full average per H steps. */
+static cser_status local_sgd_for_ratio(cser_optim_config *c, double rc,
+                                       const cser_spec_keys *k)
+{
+    if (!(k->given & CSER_KEY_BIT(CSER_KEY_H)))
+        c->h = (int)floor(rc + 0.5);
+    return CSER_OK;
+}
+
+static double local_sgd_nominal(const cser_optim_config *c, const cser_params *L)
+{
+    (void)L;
+    return c->h;
+}
+
+const cser_optim_ops cser_ops_local_sgd = {
     .is_local = 1,
     .step = local_sgd_step,
+};
+
+const cser_optim_method cser_method_local_sgd = {
+    .name = "local-sgd",
+    .summary = "local steps, models averaged every H steps",
+    .keys = CSER_KEY_BIT(CSER_KEY_H),
+    .for_ratio = local_sgd_for_ratio,
+    .nominal_ratio = local_sgd_nominal,
+    .ops = &cser_ops_local_sgd,
 };

@@ -1,6 +1,6 @@
 /* optim.c: the public optimizer object: creation (collective checks), dispatch to the
- * method table, per-phase statistics, state vectors, evaluation model, and the state
- * blob (save/load).
+ * method's row (methods.c), per-phase statistics, state vectors, evaluation model, and
+ * the state blob (save/load).
  *
  * State blob layout (native endianness, little-endian on every machine we target):
  *
@@ -31,21 +31,6 @@
 #define STATE_CFG_BYTES 256u
 #define STATE_HEADER_BYTES (56u + STATE_CFG_BYTES)
 static const char state_magic[8] = {'C', 'S', 'E', 'R', 'O', 'P', 'T', '\0'};
-
-static const cser_optim_method *method_table(cser_method_kind kind)
-{
-    switch (kind) {
-    case CSER_METHOD_SGD: return &cser_method_sgd;
-    case CSER_METHOD_LOCAL_SGD: return &cser_method_local_sgd;
-    case CSER_METHOD_EF_SGD: return &cser_method_ef_sgd;
-    case CSER_METHOD_QSPARSE: return &cser_method_qsparse;
-    case CSER_METHOD_CSER:
-    case CSER_METHOD_CSEA:
-    case CSER_METHOD_CSER_PL: return &cser_method_cser;
-    case CSER_METHOD_CSER_FUSED: return &cser_method_cser_fused;
-    default: return NULL;
-    }
-}
 
 static uint64_t config_fingerprint(const cser_optim_config *cfg)
 {
@@ -83,12 +68,12 @@ static cser_status alloc_vectors(cser_optim_t *o, const float *x0)
 {
     o->x = cser_alloc_floats(o->d);
     o->m = cser_alloc_floats(o->d);
-    if (o->meth->has_aux)
+    if (o->meth->ops->has_aux)
         o->aux = cser_alloc_floats(o->d);
-    if (o->meth->has_aux2)
+    if (o->meth->ops->has_aux2)
         o->aux2 = cser_alloc_floats(o->d);
-    if (!o->x || !o->m || (o->meth->has_aux && !o->aux) ||
-        (o->meth->has_aux2 && !o->aux2))
+    if (!o->x || !o->m || (o->meth->ops->has_aux && !o->aux) ||
+        (o->meth->ops->has_aux2 && !o->aux2))
         return cser_error(CSER_ERR_NOMEM, "cser_optim_create: cannot allocate %zu floats",
                           o->d);
     memcpy(o->x, x0, o->d * sizeof(float));
@@ -107,7 +92,7 @@ cser_status cser_optim_create(const cser_optim_config *cfg, cser_comm_t *comm,
     if (!o)
         return cser_error(CSER_ERR_NOMEM, "cser_optim_create: out of memory");
     o->cfg = *cfg;
-    o->meth = method_table(cfg->kind);
+    o->meth = cser_optim_method_of((int)cfg->kind);
     o->comm = comm;
     o->d = L->d;
     cser_params_init(&o->L);
@@ -116,8 +101,8 @@ cser_status cser_optim_create(const cser_optim_config *cfg, cser_comm_t *comm,
         s = check_same(o, x0);
     if (s == CSER_OK)
         s = alloc_vectors(o, x0);
-    if (s == CSER_OK && o->meth->init)
-        s = o->meth->init(o);
+    if (s == CSER_OK && o->meth->ops->init)
+        s = o->meth->ops->init(o);
     if (s != CSER_OK) {
         cser_optim_free(o);
         return cser_error_context(s, "cser_optim_create(%s)",
@@ -131,8 +116,8 @@ void cser_optim_free(cser_optim_t *o)
 {
     if (!o)
         return;
-    if (o->meth && o->meth->fini)
-        o->meth->fini(o);
+    if (o->meth && o->meth->ops->fini)
+        o->meth->ops->fini(o);
     cser_free_floats(o->x);
     cser_free_floats(o->m);
     cser_free_floats(o->aux);
@@ -145,7 +130,7 @@ const cser_optim_config *cser_optim_get_config(const cser_optim_t *o) { return &
 
 const float *cser_optim_model(const cser_optim_t *o) { return o->x; }
 
-int cser_optim_is_local(const cser_optim_t *o) { return o->meth->is_local; }
+int cser_optim_is_local(const cser_optim_t *o) { return o->meth->ops->is_local; }
 
 void cser_optim_set_debug(cser_optim_t *o, unsigned bits) { o->debug = bits; }
 
@@ -162,7 +147,7 @@ cser_status cser_optim_step(cser_optim_t *o, float *grads, float lr)
                           (double)lr);
     o->step++;
     o->stats.steps = o->step;
-    cser_status s = o->meth->step(o, grads, lr);
+    cser_status s = o->meth->ops->step(o, grads, lr);
     if (s != CSER_OK)
         return cser_error_context(s, "%s step %llu", cser_method_name(o->cfg.kind),
                                   (unsigned long long)o->step);
@@ -208,14 +193,14 @@ cser_status cser_optim_get_vector(const cser_optim_t *o, cser_vec which, float *
     case CSER_VEC_MODEL: memcpy(out, o->x, o->d * sizeof(float)); return CSER_OK;
     case CSER_VEC_MOMENTUM: memcpy(out, o->m, o->d * sizeof(float)); return CSER_OK;
     case CSER_VEC_ERROR:
-        if (o->meth->error)
-            o->meth->error(o, out);
+        if (o->meth->ops->error)
+            o->meth->ops->error(o, out);
         else
             memset(out, 0, o->d * sizeof(float));
         return CSER_OK;
     case CSER_VEC_SYNCED:
-        if (o->meth->synced)
-            o->meth->synced(o, out);
+        if (o->meth->ops->synced)
+            o->meth->ops->synced(o, out);
         else
             memcpy(out, o->x, o->d * sizeof(float));
         return CSER_OK;
@@ -234,7 +219,7 @@ cser_status cser_optim_eval_model(cser_optim_t *o, float *out)
     if (!o || !out)
         return cser_error(CSER_ERR_INVALID, "cser_optim_eval_model: NULL argument");
     memcpy(out, o->x, o->d * sizeof(float));
-    if (!o->meth->is_local)
+    if (!o->meth->ops->is_local)
         return CSER_OK;
     int was = cser_comm_set_counting(o->comm, 0);
     cser_status s = cser_comm_allreduce(o->comm, out, o->d, CSER_REDUCE_AVG);
@@ -339,9 +324,7 @@ static cser_status check_header(const cser_optim_t *o, const state_header *h,
     if (h->kind != (uint32_t)o->cfg.kind)
         return cser_error(CSER_ERR_MISMATCH,
                           "optimizer state: saved by method %s, this optimizer is %s",
-                          h->kind < CSER_METHOD_COUNT
-                              ? cser_method_name((cser_method_kind)h->kind)
-                              : "unknown",
+                          cser_method_name((cser_method_kind)h->kind),
                           cser_method_name(o->cfg.kind));
     if (h->d != o->d || h->lfp != cser_params_fingerprint(&o->L))
         return cser_error(

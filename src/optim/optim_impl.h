@@ -33,7 +33,7 @@ typedef struct cser_optim_method cser_optim_method;
 
 struct cser_optim {
     cser_optim_config cfg;          /* resolved configuration (canonical specs)      */
-    const cser_optim_method *meth;  /* the method table                              */
+    const cser_optim_method *meth;  /* the method's row of the table                 */
     cser_comm_t *comm;              /* borrowed, outlives the optimizer              */
     cser_params L;                  /* copy of the layout (L.data stays NULL)        */
     size_t d;                       /* floats per vector                             */
@@ -48,9 +48,56 @@ struct cser_optim {
     void *impl;                     /* method-private (compressors, supports, psync) */
 };
 
-/* One method: what create, step, free and get_vector dispatch to. */
-struct cser_optim_method {
-    cser_method_kind kind;
+/* ---- the keys of a method spec (spec.c) ----
+ * One row per key: its name, how its value is read and where it is stored in
+ * cser_optim_config. A method takes the keys of its `keys` mask plus every common key.
+ * A key added after configurations were first saved sets omit_default, so that the
+ * formatted spec (and with it the configuration fingerprint of checkpoints) is the
+ * same as before while the key keeps its default. */
+enum {
+    CSER_KEY_C = 0,
+    CSER_KEY_C1,
+    CSER_KEY_C2,
+    CSER_KEY_H,
+    CSER_KEY_MOMENTUM,
+    CSER_KEY_NESTEROV,
+    CSER_KEY_WD,
+    CSER_KEY_SEED,
+    CSER_KEY_COUNT
+};
+#define CSER_KEY_BIT(k) (1u << (k))
+#define CSER_KEYS_COMP (CSER_KEY_BIT(CSER_KEY_C) | CSER_KEY_BIT(CSER_KEY_C1) | \
+                        CSER_KEY_BIT(CSER_KEY_C2))
+
+typedef enum {
+    CSER_KEYT_COMP,   /* char[CSER_SPEC_MAX], a compressor spec (canonical) */
+    CSER_KEYT_PERIOD, /* int in [1, 1e9]                                   */
+    CSER_KEYT_DOUBLE, /* double (ranges: cser_optim_validate)              */
+    CSER_KEYT_BOOL,   /* int, 0 or 1                                       */
+    CSER_KEYT_U64     /* uint64_t                                          */
+} cser_optim_key_type;
+
+typedef struct {
+    const char *name;         /* in specs: "c1"                                 */
+    cser_optim_key_type type;
+    size_t offset;            /* field in cser_optim_config                     */
+    int common;               /* 1: every method takes it                       */
+    int omit_default;         /* 1: format leaves it out when it has its default */
+    const char *role;         /* compressors: "the reset compressor C1"         */
+} cser_optim_key;
+
+extern const cser_optim_key cser_optim_keys[CSER_KEY_COUNT];
+
+/* What a spec gave: bit i = key i (CSER_KEY_*). A compressor named without its ratio
+ * ("c2=topk") is in kind_only too: its kind is kept and a target ratio chooses its
+ * ratio; a compressor given with its ratio ("c2=topk:64") is fixed. */
+typedef struct {
+    unsigned given;
+    unsigned kind_only;
+} cser_spec_keys;
+
+/* ---- how a method runs (one per algorithm; presets share their base's) ---- */
+typedef struct {
     int is_local; /* 1 if workers' models differ between synchronizations */
     int has_aux;  /* allocate o->aux (zeroed) before init                  */
     int has_aux2; /* allocate o->aux2 (copy of x0) before init             */
@@ -59,19 +106,60 @@ struct cser_optim_method {
     /* One step; o->step has already been incremented to t. */
     cser_status (*step)(cser_optim_t *o, float *g, float lr);
     void (*fini)(cser_optim_t *o);
-    /* ERROR and SYNCED vectors; MODEL and MOMENTUM are handled by optim.c. */
+    /* ERROR and SYNCED vectors; MODEL and MOMENTUM are handled by optim.c. NULL:
+     * zeros (ERROR) and x (SYNCED). */
     void (*error)(const cser_optim_t *o, float *out);
     void (*synced)(const cser_optim_t *o, float *out);
+} cser_optim_ops;
+
+/* A method: one row of the method table (methods.c), the single place that knows it.
+ * spec.c (parse, format, validate), ratio.c (target ratio, nominal ratio), optim.c
+ * (create, step, state) and `cser info` read only these fields. A preset (CSEA,
+ * CSER-PL) is a row with its own name, keys, defaults and rules over another row's
+ * ops. */
+struct cser_optim_method {
+    const char *name;    /* spec name, "cser-pl"                                  */
+    const char *summary; /* one line (cser info)                                  */
+    unsigned keys;       /* CSER_KEY_BIT()s it takes besides the common keys      */
+    double default_rc;   /* R_C a bare name resolves to without a target (0: 256)  */
+    /* Method defaults over the common ones (h = 1, momentum 0.9, Nesterov, wd 0,
+     * seed 1, no compressors); NULL: none. */
+    void (*defaults)(cser_optim_config *c);
+    /* Checks beyond the common ones (ranges; every compressor key of `keys` is
+     * required and parsed); the message names the field. NULL: none. */
+    cser_status (*validate)(const cser_optim_config *c);
+    /* Target R_C -> configuration: c holds the defaults and the keys of the spec
+     * (what `k` says was given is kept). The caller validates and checks the nominal
+     * ratio against rc (5%). */
+    cser_status (*for_ratio)(cser_optim_config *c, double rc, const cser_spec_keys *k);
+    /* Nominal R_C for a layout; L = NULL: without a layout (the compressors' byte
+     * ratios, cser_optim_comp_ratio). */
+    double (*nominal_ratio)(const cser_optim_config *c, const cser_params *L);
+    /* Optional (cser tune): the configurations to try at rc; NULL: the config only. */
+    int (*candidates)(const cser_optim_config *c, double rc, cser_optim_candidate *out,
+                      int max);
+    const cser_optim_ops *ops;
 };
 
-extern const cser_optim_method cser_method_sgd;
-extern const cser_optim_method cser_method_local_sgd;
-extern const cser_optim_method cser_method_ef_sgd;
-extern const cser_optim_method cser_method_qsparse;
-extern const cser_optim_method cser_method_cser; /* cser, csea, cser-pl */
-extern const cser_optim_method cser_method_cser_fused;
+/* The row of a kind (built-in or registered), NULL if unknown (methods.c). */
+const cser_optim_method *cser_optim_method_of(int kind);
 
-/* ---- the local step (ALGORITHMS.md), shared by every method: step_kernels.c ----
+/* Registers a method at run time (tests: a toy method proves that a row is all a
+ * method needs). It gets the next free kind (>= CSER_METHOD_COUNT), returned in
+ * *kind. Not thread-safe: register before any other call of the library. At most
+ * CSER_OPTIM_MAX_REGISTERED, names must be new. */
+#define CSER_OPTIM_MAX_REGISTERED 16
+cser_status cser_optim_register_method(const cser_optim_method *m, int *kind);
+
+/* The ops of the algorithms (the rows name them). */
+extern const cser_optim_ops cser_ops_sgd;
+extern const cser_optim_ops cser_ops_local_sgd;
+extern const cser_optim_ops cser_ops_ef_sgd;
+extern const cser_optim_ops cser_ops_qsparse;
+extern const cser_optim_ops cser_ops_cser; /* cser, csea, cser-pl */
+extern const cser_optim_ops cser_ops_cser_fused;
+
+/* ---- the local step (docs/algorithms.md), shared by every method: step_kernels.c ----
  *   m <- beta*m + g + lambda*x;  u = beta*m + g (Nesterov) or m;  Delta = lr*u
  * Every kernel evaluates these expressions in this order, so that every code path
  * (fused or general) produces the same bits for the same inputs. */
@@ -135,27 +223,35 @@ void cser_optim_set_debug(cser_optim_t *o, unsigned bits);
 uint64_t cser_optim_hash(const void *p, size_t n, uint64_t h);
 #define CSER_OPTIM_HASH_INIT 0xcbf29ce484222325ULL
 
-/* 1 if `kind` runs the general CSER code (cser, csea, cser-pl). */
-int cser_optim_is_cser_family(cser_method_kind kind);
-
-/* Parses a spec and reports which keys were given (bit i = key i of the key table:
- * CSER_KEY_*). */
-enum {
-    CSER_KEY_C = 0,
-    CSER_KEY_C1,
-    CSER_KEY_C2,
-    CSER_KEY_H,
-    CSER_KEY_MOMENTUM,
-    CSER_KEY_NESTEROV,
-    CSER_KEY_WD,
-    CSER_KEY_SEED,
-    CSER_KEY_COUNT
-};
+/* Parses a spec and reports which keys were given. */
 cser_status cser_optim_parse_keys(const char *spec, cser_optim_config *out,
-                                  unsigned *given);
+                                  cser_spec_keys *keys);
 
 /* Validates a configuration (ranges, required compressors, compressor kinds the method
  * can use); the message names the field. */
 cser_status cser_optim_validate(const cser_optim_config *cfg);
+
+/* ---- ratio rules shared by the rows (ratio.c) ---- */
+/* Ratio of a compressor spec: cser_compressor_nominal_ratio on L, or its byte ratio
+ * without a layout (L = NULL); NAN if the spec does not parse. */
+double cser_optim_comp_ratio(const char *spec, const cser_params *L);
+/* Chooses the compressor of key `key` for a byte ratio r: a key given with its ratio
+ * is kept; a kind given by name (k->kind_only) gets its closest ratio; otherwise GRBS
+ * (identity at r = 1 when allow_identity). *got: the byte ratio reached. */
+cser_status cser_optim_plan_comp(cser_optim_config *c, int key, double r,
+                                 const cser_spec_keys *k, int allow_identity,
+                                 double *got);
+/* R_C = R_C1 * H (qsparse, cser-pl): H = h_default unless given (lowered so that
+ * R_C1 >= 1, raised or lowered to fit a compressor of fixed ratio), C1 in key `key`. */
+cser_status cser_optim_product_rule(cser_optim_config *c, double rc, int key,
+                                    int h_default, const cser_spec_keys *k);
+/* CSER's rule (cser, cser-fused): R_C = 1 / (1/(R_C1 H) + 1/R_C2), R_C2 = 2 R_C,
+ * default H = 16 (ratio.c has the details). */
+cser_status cser_optim_cser_rule(cser_optim_config *c, double rc, const cser_spec_keys *k,
+                                 int allow_identity);
+/* The tune grid of CSER-like methods (cser, cser-fused): R_C2 = m R_C for m in
+ * {2, 4, 4/3}, H in {4, 16}; with_c2_zero adds the C2 = 0 variants. */
+int cser_optim_cser_candidates(const cser_optim_config *c, double rc, int with_c2_zero,
+                               cser_optim_candidate *out, int max);
 
 #endif

@@ -1,5 +1,5 @@
 /* qsparse.c: QSparse-local-SGD (Basu et al. 2019), period H, compressor C, as in
- * ALGORITHMS.md:
+ * docs/algorithms.md:
  *
  *   every step:        m_i, Delta_i from the local step;  x_i <- x_i - Delta_i
  *   if t mod H == 0:   e_i <- e_i + (x_i - x_hat)
@@ -57,8 +57,19 @@ static void qs_synced(const cser_optim_t *o, float *out)
     memcpy(out, o->aux2, o->d * sizeof(float));
 }
 
-const cser_optim_method cser_method_qsparse = {
-    .kind = CSER_METHOD_QSPARSE,
+/* R_C = R_C1 * H, default H = 8 (the authors' ImageNet runs: H = 8 with R_C1 = 4, 32,
+ * 128). */
+static cser_status qs_for_ratio(cser_optim_config *c, double rc, const cser_spec_keys *k)
+{
+    return cser_optim_product_rule(c, rc, CSER_KEY_C, 8, k);
+}
+
+static double qs_nominal(const cser_optim_config *c, const cser_params *L)
+{
+    return cser_optim_comp_ratio(c->c1, L) * c->h;
+}
+
+const cser_optim_ops cser_ops_qsparse = {
     .is_local = 1,
     .has_aux = 1,
     .has_aux2 = 1,
@@ -67,4 +78,13 @@ const cser_optim_method cser_method_qsparse = {
     .fini = qs_fini,
     .error = qs_error,
     .synced = qs_synced,
+};
+
+const cser_optim_method cser_method_qsparse = {
+    .name = "qsparse",
+    .summary = "QSparse-local-SGD: compressed error feedback every H steps",
+    .keys = CSER_KEY_BIT(CSER_KEY_C) | CSER_KEY_BIT(CSER_KEY_H),
+    .for_ratio = qs_for_ratio,
+    .nominal_ratio = qs_nominal,
+    .ops = &cser_ops_qsparse,
 };

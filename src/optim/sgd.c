@@ -1,4 +1,4 @@
-/* sgd.c: full-precision distributed SGD with momentum (the baseline of ALGORITHMS.md).
+/* sgd.c: full-precision distributed SGD with momentum (the baseline of docs/algorithms.md).
  *
  *   g <- avg_j g_j                      (allreduce AVG of d floats, phase UPDATE)
  *   m <- beta*m + g + lambda*x;  u = beta*m + g (Nesterov) or m;  Delta = lr*u
@@ -21,8 +21,35 @@ static cser_status sgd_step(cser_optim_t *o, float *g, float lr)
     return CSER_OK;
 }
 
-const cser_optim_method cser_method_sgd = {
-    .kind = CSER_METHOD_SGD,
+static cser_status sgd_for_ratio(cser_optim_config *c, double rc,
+                                 const cser_spec_keys *k)
+{
+    (void)c;
+    (void)k;
+    if (rc < 1.0 + 1e-12)
+        return CSER_OK;
+    return cser_error(CSER_ERR_INVALID,
+                      "sgd sends every gradient in full: only R_C = 1, found %g", rc);
+}
+
+static double sgd_nominal(const cser_optim_config *c, const cser_params *L)
+{
+    (void)c;
+    (void)L;
+    return 1.0;
+}
+
+const cser_optim_ops cser_ops_sgd = {
     .is_local = 0,
     .step = sgd_step,
+};
+
+const cser_optim_method cser_method_sgd = {
+    .name = "sgd",
+    .summary = "full-precision SGD, gradients allreduced every step",
+    .keys = 0,
+    .default_rc = 1.0,
+    .for_ratio = sgd_for_ratio,
+    .nominal_ratio = sgd_nominal,
+    .ops = &cser_ops_sgd,
 };

@@ -1,10 +1,11 @@
-/* spec.c: method names, default configurations, and the text form of a configuration
- * (cser_optim_parse / cser_optim_format) with its validation.
+/* spec.c: the key table, and the text form of a configuration (cser_optim_parse /
+ * cser_optim_format) with its validation, all driven by the method table (methods.c):
+ * the names, keys, defaults and checks of each method come from its row.
  *
  * Grammar: METHOD[:KEY=VALUE{,KEY=VALUE}]. Compressor specs may contain commas
  * themselves (grbs:r0=0.5,r1=0.5), so the key list is split on a comma only when
- * what follows is `KEY=` for one of the optimizer keys (c, c1, c2, h, momentum,
- * nesterov, wd, seed); anything else after a comma belongs to the previous value.
+ * what follows is `KEY=` for one of the optimizer keys (the key table); anything
+ * else after a comma belongs to the previous value.
  * Compressor specs are stored in canonical form (cser_compressor_format), so that
  * format(parse(s)) is a fixed point and configuration fingerprints compare meaning,
  * not spelling.
@@ -17,52 +18,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const method_names[CSER_METHOD_COUNT] = {
-    "sgd", "local-sgd", "ef-sgd", "qsparse", "cser", "cser-fused", "csea", "cser-pl"};
+#define F(field) offsetof(cser_optim_config, field)
 
-static const char *const key_names[CSER_KEY_COUNT] = {
-    "c", "c1", "c2", "h", "momentum", "nesterov", "wd", "seed"};
+const cser_optim_key cser_optim_keys[CSER_KEY_COUNT] = {
+    [CSER_KEY_C] = {"c", CSER_KEYT_COMP, F(c1), 0, 0, "the compressor C"},
+    [CSER_KEY_C1] = {"c1", CSER_KEYT_COMP, F(c1), 0, 0, "the reset compressor C1"},
+    [CSER_KEY_C2] = {"c2", CSER_KEYT_COMP, F(c2), 0, 0, "the update compressor C2"},
+    [CSER_KEY_H] = {"h", CSER_KEYT_PERIOD, F(h), 0, 0, NULL},
+    [CSER_KEY_MOMENTUM] = {"momentum", CSER_KEYT_DOUBLE, F(momentum), 1, 0, NULL},
+    [CSER_KEY_NESTEROV] = {"nesterov", CSER_KEYT_BOOL, F(nesterov), 1, 0, NULL},
+    [CSER_KEY_WD] = {"wd", CSER_KEYT_DOUBLE, F(weight_decay), 1, 0, NULL},
+    [CSER_KEY_SEED] = {"seed", CSER_KEYT_U64, F(seed), 1, 0, NULL},
+};
 
-/* Keys each method accepts besides the common momentum, nesterov, wd, seed. */
-static unsigned method_keys(cser_method_kind k)
+static unsigned common_keys(void)
 {
-    switch (k) {
-    case CSER_METHOD_SGD: return 0;
-    case CSER_METHOD_LOCAL_SGD: return 1u << CSER_KEY_H;
-    case CSER_METHOD_EF_SGD: return 1u << CSER_KEY_C;
-    case CSER_METHOD_QSPARSE: return (1u << CSER_KEY_C) | (1u << CSER_KEY_H);
-    case CSER_METHOD_CSER:
-    case CSER_METHOD_CSER_FUSED:
-        return (1u << CSER_KEY_C1) | (1u << CSER_KEY_C2) | (1u << CSER_KEY_H);
-    case CSER_METHOD_CSEA: return 1u << CSER_KEY_C;
-    case CSER_METHOD_CSER_PL: return (1u << CSER_KEY_C1) | (1u << CSER_KEY_H);
-    default: return 0;
-    }
+    unsigned m = 0;
+    for (int k = 0; k < CSER_KEY_COUNT; k++)
+        if (cser_optim_keys[k].common)
+            m |= CSER_KEY_BIT(k);
+    return m;
 }
 
-#define COMMON_KEYS                                                           \
-    ((1u << CSER_KEY_MOMENTUM) | (1u << CSER_KEY_NESTEROV) | (1u << CSER_KEY_WD) | \
-     (1u << CSER_KEY_SEED))
-
-const char *cser_method_name(cser_method_kind kind)
+static void *field(cser_optim_config *c, int key)
 {
-    if ((int)kind < 0 || kind >= CSER_METHOD_COUNT)
-        return "unknown";
-    return method_names[kind];
+    return (char *)c + cser_optim_keys[key].offset;
 }
 
-int cser_method_from_name(const char *name)
+static const void *cfield(const cser_optim_config *c, int key)
 {
-    for (int k = 0; k < CSER_METHOD_COUNT; k++)
-        if (name && strcmp(name, method_names[k]) == 0)
-            return k;
-    return -1;
-}
-
-int cser_optim_is_cser_family(cser_method_kind kind)
-{
-    return kind == CSER_METHOD_CSER || kind == CSER_METHOD_CSEA ||
-           kind == CSER_METHOD_CSER_PL;
+    return (const char *)c + cser_optim_keys[key].offset;
 }
 
 uint64_t cser_optim_hash(const void *p, size_t n, uint64_t h)
@@ -85,9 +70,9 @@ cser_optim_config cser_optim_default_config(cser_method_kind kind)
     c.nesterov = 1;
     c.weight_decay = 0.0;
     c.seed = 1;
-    /* CSEA and CSER-PL are CSER with C2 = 0 (and H = 1 for CSEA). */
-    if (kind == CSER_METHOD_CSEA || kind == CSER_METHOD_CSER_PL)
-        snprintf(c.c2, sizeof c.c2, "zero");
+    const cser_optim_method *m = cser_optim_method_of((int)kind);
+    if (m && m->defaults)
+        m->defaults(&c);
     return c;
 }
 
@@ -100,7 +85,8 @@ static int key_at(const char *s, size_t n)
         return -1;
     size_t kl = (size_t)(eq - s);
     for (int k = 0; k < CSER_KEY_COUNT; k++)
-        if (strlen(key_names[k]) == kl && strncmp(s, key_names[k], kl) == 0)
+        if (strlen(cser_optim_keys[k].name) == kl &&
+            strncmp(s, cser_optim_keys[k].name, kl) == 0)
             return k;
     return -1;
 }
@@ -144,7 +130,8 @@ static cser_status parse_u64(const char *key, const char *v, uint64_t *out)
     return CSER_OK;
 }
 
-static cser_status set_comp(const char *key, const char *v, char *dst)
+/* A compressor value: kind_only when it is a bare name of a kind with a ratio. */
+static cser_status set_comp(const char *key, const char *v, char *dst, int *kind_only)
 {
     cser_compressor_params p;
     cser_status s = cser_compressor_parse(v, &p);
@@ -153,34 +140,33 @@ static cser_status set_comp(const char *key, const char *v, char *dst)
     if (cser_compressor_format(&p, dst, CSER_SPEC_MAX) >= CSER_SPEC_MAX)
         return cser_error(CSER_ERR_INVALID, "optimizer spec: %s=%s: spec longer than %d",
                           key, v, CSER_SPEC_MAX - 1);
+    *kind_only = !strchr(v, ':') && cser_compressor_kind_has_ratio(p.kind);
     return CSER_OK;
 }
 
-static cser_status set_key(cser_optim_config *c, int key, const char *v)
+static cser_status set_key(cser_optim_config *c, int key, const char *v, int *kind_only)
 {
-    const char *kn = key_names[key];
+    const char *kn = cser_optim_keys[key].name;
     long long n = 0;
-    switch (key) {
-    case CSER_KEY_C:
-    case CSER_KEY_C1: return set_comp(kn, v, c->c1);
-    case CSER_KEY_C2: return set_comp(kn, v, c->c2);
-    case CSER_KEY_H:
+    *kind_only = 0;
+    switch (cser_optim_keys[key].type) {
+    case CSER_KEYT_COMP: return set_comp(kn, v, field(c, key), kind_only);
+    case CSER_KEYT_PERIOD:
         CSER_CHECK(parse_long(kn, v, &n));
         if (n < 1 || n > 1000000000LL)
             return cser_error(CSER_ERR_INVALID,
-                              "optimizer spec: h=%s: the period H must be >= 1", v);
-        c->h = (int)n;
+                              "optimizer spec: %s=%s: the period H must be >= 1", kn, v);
+        *(int *)field(c, key) = (int)n;
         return CSER_OK;
-    case CSER_KEY_MOMENTUM: return parse_double(kn, v, &c->momentum);
-    case CSER_KEY_WD: return parse_double(kn, v, &c->weight_decay);
-    case CSER_KEY_NESTEROV:
+    case CSER_KEYT_DOUBLE: return parse_double(kn, v, field(c, key));
+    case CSER_KEYT_BOOL:
         CSER_CHECK(parse_long(kn, v, &n));
         if (n != 0 && n != 1)
             return cser_error(CSER_ERR_INVALID,
-                              "optimizer spec: nesterov=%s: expected 0 or 1", v);
-        c->nesterov = (int)n;
+                              "optimizer spec: %s=%s: expected 0 or 1", kn, v);
+        *(int *)field(c, key) = (int)n;
         return CSER_OK;
-    case CSER_KEY_SEED: return parse_u64(kn, v, &c->seed);
+    case CSER_KEYT_U64: return parse_u64(kn, v, field(c, key));
     }
     return cser_error(CSER_ERR_INTERNAL, "optimizer spec: key %d", key);
 }
@@ -191,29 +177,33 @@ static void list_keys(unsigned mask, char *buf, size_t n)
     for (int k = 0; k < CSER_KEY_COUNT; k++)
         if (mask & (1u << k)) {
             size_t l = strlen(buf);
-            snprintf(buf + l, n - l, "%s%s", l ? ", " : "", key_names[k]);
+            snprintf(buf + l, n - l, "%s%s", l ? ", " : "", cser_optim_keys[k].name);
         }
 }
 
 static cser_status parse_method(const char *s, size_t n, cser_method_kind *out)
 {
-    for (int k = 0; k < CSER_METHOD_COUNT; k++)
-        if (strlen(method_names[k]) == n && strncmp(s, method_names[k], n) == 0) {
+    for (int k = 0; cser_optim_method_of(k); k++) {
+        const char *name = cser_optim_method_of(k)->name;
+        if (strlen(name) == n && strncmp(s, name, n) == 0) {
             *out = (cser_method_kind)k;
             return CSER_OK;
         }
+    }
+    char names[256];
+    cser_method_list(names, sizeof names);
     return cser_error(CSER_ERR_INVALID,
-                      "optimizer spec: unknown method '%.*s'; valid methods: sgd, "
-                      "local-sgd, ef-sgd, qsparse, cser, cser-fused, csea, cser-pl",
-                      (int)n, s);
+                      "optimizer spec: unknown method '%.*s'; valid methods: %s", (int)n,
+                      s, names);
 }
 
 /* One KEY=VALUE item (s, n): checks that the method accepts the key. */
 static cser_status parse_item(cser_optim_config *c, const char *s, size_t n,
-                              unsigned *given)
+                              cser_spec_keys *given)
 {
     int key = key_at(s, n);
-    unsigned ok = method_keys(c->kind) | COMMON_KEYS;
+    const cser_optim_method *m = cser_optim_method_of((int)c->kind);
+    unsigned ok = m->keys | common_keys();
     if (key < 0 || !(ok & (1u << key))) {
         char keys[160];
         list_keys(ok, keys, sizeof keys);
@@ -221,23 +211,28 @@ static cser_status parse_item(cser_optim_config *c, const char *s, size_t n,
         int kl = eq ? (int)(eq - s) : (int)n;
         return cser_error(CSER_ERR_INVALID,
                           "optimizer spec: %s does not take key '%.*s'%s; its keys: %s",
-                          method_names[c->kind], kl, s,
+                          m->name, kl, s,
                           eq ? "" : " (expected KEY=VALUE)", keys);
     }
     char v[CSER_SPEC_MAX * 2];
-    size_t kl = strlen(key_names[key]) + 1;
+    size_t kl = strlen(cser_optim_keys[key].name) + 1;
     if (n - kl >= sizeof v)
         return cser_error(CSER_ERR_INVALID, "optimizer spec: value of %s is too long",
-                          key_names[key]);
+                          cser_optim_keys[key].name);
     memcpy(v, s + kl, n - kl);
     v[n - kl] = '\0';
-    CSER_CHECK(set_key(c, key, v));
-    *given |= 1u << key;
+    int kind_only = 0;
+    CSER_CHECK(set_key(c, key, v, &kind_only));
+    given->given |= CSER_KEY_BIT(key);
+    if (kind_only)
+        given->kind_only |= CSER_KEY_BIT(key);
+    else
+        given->kind_only &= ~CSER_KEY_BIT(key);
     return CSER_OK;
 }
 
 /* Splits the key list on commas that start a known key. */
-static cser_status parse_items(cser_optim_config *c, const char *s, unsigned *given)
+static cser_status parse_items(cser_optim_config *c, const char *s, cser_spec_keys *given)
 {
     const char *item = s;
     for (const char *p = s;; p++) {
@@ -256,7 +251,7 @@ static cser_status parse_items(cser_optim_config *c, const char *s, unsigned *gi
 }
 
 cser_status cser_optim_parse_keys(const char *spec, cser_optim_config *out,
-                                  unsigned *given)
+                                  cser_spec_keys *given)
 {
     if (!spec || !out)
         return cser_error(CSER_ERR_INVALID, "optimizer spec: NULL argument");
@@ -265,11 +260,9 @@ cser_status cser_optim_parse_keys(const char *spec, cser_optim_config *out,
     cser_method_kind kind = CSER_METHOD_SGD;
     CSER_CHECK(parse_method(spec, mlen, &kind));
     cser_optim_config c = cser_optim_default_config(kind);
-    unsigned g = 0;
+    cser_spec_keys g = {0, 0};
     if (colon)
         CSER_CHECK(parse_items(&c, colon + 1, &g));
-    if (kind == CSER_METHOD_CSEA && (g & (1u << CSER_KEY_H)))
-        return cser_error(CSER_ERR_INVALID, "optimizer spec: csea has H = 1");
     *out = c;
     if (given)
         *given = g;
@@ -289,64 +282,42 @@ cser_status cser_optim_parse(const char *spec, cser_optim_config *out)
 
 /* ---- validation ---- */
 
-static cser_status need_comp(const cser_optim_config *c, const char *spec,
-                             const char *key, const char *role)
+static cser_status need_comp(const cser_optim_config *c, const char *name, int key)
 {
+    const char *spec = cfield(c, key);
+    const char *kn = cser_optim_keys[key].name;
     if (spec[0] == '\0')
-        return cser_error(CSER_ERR_INVALID, "%s needs %s=SPEC (%s), none given",
-                          method_names[c->kind], key, role);
+        return cser_error(CSER_ERR_INVALID, "%s needs %s=SPEC (%s), none given", name, kn,
+                          cser_optim_keys[key].role);
     cser_compressor_params p;
     cser_status s = cser_compressor_parse(spec, &p);
     if (s != CSER_OK)
-        return cser_error_context(s, "%s: %s=%s", method_names[c->kind], key, spec);
-    if (c->kind == CSER_METHOD_CSER_FUSED && p.kind != CSER_COMP_GRBS)
-        return cser_error(CSER_ERR_INVALID,
-                          "cser-fused needs GRBS compressors (grbs:...), found %s=%s; "
-                          "use cser for other compressors",
-                          key, spec);
+        return cser_error_context(s, "%s: %s=%s", name, kn, spec);
     return CSER_OK;
 }
 
 cser_status cser_optim_validate(const cser_optim_config *c)
 {
-    if ((int)c->kind < 0 || c->kind >= CSER_METHOD_COUNT)
+    const cser_optim_method *m = cser_optim_method_of((int)c->kind);
+    if (!m)
         return cser_error(CSER_ERR_INVALID, "optimizer: method kind %d is unknown",
                           (int)c->kind);
     if (c->h < 1)
         return cser_error(CSER_ERR_INVALID, "%s: the period H must be >= 1, found %d",
-                          method_names[c->kind], c->h);
+                          m->name, c->h);
     if (!(c->momentum >= 0.0 && c->momentum < 1.0))
         return cser_error(CSER_ERR_INVALID, "%s: momentum must be in [0, 1), found %g",
-                          method_names[c->kind], c->momentum);
+                          m->name, c->momentum);
     if (!(c->weight_decay >= 0.0 && isfinite(c->weight_decay)))
-        return cser_error(CSER_ERR_INVALID, "%s: wd must be >= 0, found %g",
-                          method_names[c->kind], c->weight_decay);
+        return cser_error(CSER_ERR_INVALID, "%s: wd must be >= 0, found %g", m->name,
+                          c->weight_decay);
     if (c->nesterov != 0 && c->nesterov != 1)
         return cser_error(CSER_ERR_INVALID, "%s: nesterov must be 0 or 1, found %d",
-                          method_names[c->kind], c->nesterov);
-    switch (c->kind) {
-    case CSER_METHOD_EF_SGD:
-    case CSER_METHOD_QSPARSE:
-    case CSER_METHOD_CSEA:
-        CSER_CHECK(need_comp(c, c->c1, "c", "the compressor C"));
-        break;
-    case CSER_METHOD_CSER:
-    case CSER_METHOD_CSER_FUSED:
-        CSER_CHECK(need_comp(c, c->c1, "c1", "the reset compressor C1"));
-        CSER_CHECK(need_comp(c, c->c2, "c2", "the update compressor C2"));
-        break;
-    case CSER_METHOD_CSER_PL:
-        CSER_CHECK(need_comp(c, c->c1, "c1", "the reset compressor C1"));
-        break;
-    default: break;
-    }
-    if (c->kind == CSER_METHOD_CSEA && c->h != 1)
-        return cser_error(CSER_ERR_INVALID, "csea: H must be 1, found %d", c->h);
-    if ((c->kind == CSER_METHOD_CSEA || c->kind == CSER_METHOD_CSER_PL) &&
-        strcmp(c->c2, "zero") != 0)
-        return cser_error(CSER_ERR_INVALID, "%s: C2 must be zero, found '%s'",
-                          method_names[c->kind], c->c2);
-    return CSER_OK;
+                          m->name, c->nesterov);
+    for (int k = 0; k < CSER_KEY_COUNT; k++)
+        if ((m->keys & CSER_KEY_BIT(k)) && cser_optim_keys[k].type == CSER_KEYT_COMP)
+            CSER_CHECK(need_comp(c, m->name, k));
+    return m->validate ? m->validate(c) : CSER_OK;
 }
 
 /* ---- formatting ---- */
@@ -359,29 +330,57 @@ static void fmt_double(double v, char *buf, size_t n)
         snprintf(buf, n, "%.17g", v);
 }
 
+static int is_default(const cser_optim_config *c, const cser_optim_config *d, int key)
+{
+    const void *a = cfield(c, key), *b = cfield(d, key);
+    switch (cser_optim_keys[key].type) {
+    case CSER_KEYT_COMP: return strcmp(a, b) == 0;
+    case CSER_KEYT_PERIOD:
+    case CSER_KEYT_BOOL: return *(const int *)a == *(const int *)b;
+    case CSER_KEYT_DOUBLE: return *(const double *)a == *(const double *)b;
+    case CSER_KEYT_U64: return *(const uint64_t *)a == *(const uint64_t *)b;
+    }
+    return 0;
+}
+
+static int format_key(const cser_optim_config *c, int key, char *buf, size_t n)
+{
+    const char *kn = cser_optim_keys[key].name;
+    const void *v = cfield(c, key);
+    char num[32];
+    switch (cser_optim_keys[key].type) {
+    case CSER_KEYT_COMP: return snprintf(buf, n, "%s=%s", kn, (const char *)v);
+    case CSER_KEYT_PERIOD:
+    case CSER_KEYT_BOOL: return snprintf(buf, n, "%s=%d", kn, *(const int *)v);
+    case CSER_KEYT_DOUBLE:
+        fmt_double(*(const double *)v, num, sizeof num);
+        return snprintf(buf, n, "%s=%s", kn, num);
+    case CSER_KEYT_U64:
+        return snprintf(buf, n, "%s=%llu", kn, (unsigned long long)*(const uint64_t *)v);
+    }
+    return 0;
+}
+
+/* METHOD:KEY=VALUE,... with the method's keys, then the common keys, in key-table
+ * order (the text is the configuration's fingerprint: keep the order). */
 int cser_optim_format(const cser_optim_config *c, char *buf, size_t n)
 {
-    char mom[32], wd[32], keys[3 * CSER_SPEC_MAX + 32];
-    fmt_double(c->momentum, mom, sizeof mom);
-    fmt_double(c->weight_decay, wd, sizeof wd);
-    keys[0] = '\0';
-    switch (c->kind) {
-    case CSER_METHOD_LOCAL_SGD: snprintf(keys, sizeof keys, "h=%d,", c->h); break;
-    case CSER_METHOD_EF_SGD:
-    case CSER_METHOD_CSEA: snprintf(keys, sizeof keys, "c=%s,", c->c1); break;
-    case CSER_METHOD_QSPARSE:
-        snprintf(keys, sizeof keys, "c=%s,h=%d,", c->c1, c->h);
-        break;
-    case CSER_METHOD_CSER:
-    case CSER_METHOD_CSER_FUSED:
-        snprintf(keys, sizeof keys, "c1=%s,c2=%s,h=%d,", c->c1, c->c2, c->h);
-        break;
-    case CSER_METHOD_CSER_PL:
-        snprintf(keys, sizeof keys, "c1=%s,h=%d,", c->c1, c->h);
-        break;
-    default: break;
+    const cser_optim_method *m = cser_optim_method_of((int)c->kind);
+    if (!m)
+        return snprintf(buf, n, "unknown");
+    cser_optim_config d = cser_optim_default_config(c->kind);
+    unsigned mask = m->keys | common_keys();
+    size_t used = (size_t)snprintf(buf, n, "%s", m->name);
+    char sep = ':';
+    for (int k = 0; k < CSER_KEY_COUNT; k++) {
+        if (!(mask & CSER_KEY_BIT(k)) ||
+            (cser_optim_keys[k].omit_default && is_default(c, &d, k)))
+            continue;
+        char item[2 * CSER_SPEC_MAX];
+        format_key(c, k, item, sizeof item);
+        used += (size_t)snprintf(buf + (used < n ? used : n), used < n ? n - used : 0,
+                                 "%c%s", sep, item);
+        sep = ',';
     }
-    return snprintf(buf, n, "%s:%smomentum=%s,nesterov=%d,wd=%s,seed=%llu",
-                    cser_method_name(c->kind), keys, mom, c->nesterov, wd,
-                    (unsigned long long)c->seed);
+    return (int)used;
 }

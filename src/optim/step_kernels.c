@@ -1,7 +1,7 @@
 /* step_kernels.c: the fused local-step kernels shared by every method, and the small
  * kernels that act only on the runs of a shared support (GRBS blocks, random-k).
  *
- * The local step of ALGORITHMS.md, per element, always in this order:
+ * The local step of docs/algorithms.md, per element, always in this order:
  *
  *     m <- (beta*m + g) + lambda*x
  *     u  = beta*m + g              (Nesterov; heavy ball: u = m)

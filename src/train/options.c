@@ -43,8 +43,7 @@ typedef struct {
 
 static const opt_def opts[] = {
     {"method", OPT_STR, F(method), S(method), SCOPE_BOTH, 1, 0, 0, "SPEC",
-     "method name or spec: sgd, local-sgd, ef-sgd, qsparse, cser, cser-fused, csea, "
-     "cser-pl, or e.g. cser:c1=grbs:4,c2=grbs:64,h=16"},
+     "method name or spec (cser info lists them), e.g. cser:c1=grbs:4,c2=grbs:64,h=16"},
     {"rc", OPT_DOUBLE, F(rc), 0, SCOPE_BOTH, 1, 0, BIG, "R",
      "target overall ratio R_C >= 1 for a method name (0 = 256; not with a spec that "
      "names compressors)"},
@@ -456,47 +455,13 @@ static int in_list(const char *s, const char *const *list)
     return 0;
 }
 
-/* 1 if the method spec names a compressor (keys c=, c1=, c2=). */
-static int spec_names_compressor(const char *spec)
-{
-    const char *colon = strchr(spec, ':');
-    if (!colon)
-        return 0;
-    for (const char *p = colon + 1; *p; p++)
-        if ((p == colon + 1 || p[-1] == ',') && p[0] == 'c' &&
-            (p[1] == '=' || ((p[1] == '1' || p[1] == '2') && p[2] == '=')))
-            return 1;
-    return 0;
-}
-
 cser_status cser_train_resolve_method(const cser_train_config *cfg,
                                       cser_optim_config *out)
 {
-    char name[64];
-    size_t len = strcspn(cfg->method, ":");
-    snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), cfg->method);
-    int kind = cser_method_from_name(name);
-    if (kind < 0)
-        return cser_error(
-            CSER_ERR_INVALID,
-            "--method: unknown method '%s' (expected sgd, local-sgd, ef-sgd, "
-            "qsparse, cser, cser-fused, csea or cser-pl)",
-            name);
-    cser_status s;
-    if (spec_names_compressor(cfg->method)) {
-        if (cfg->rc != 0)
-            return cser_error(CSER_ERR_INVALID,
-                              "--rc %g with --method '%s': ambiguous (the spec already "
-                              "names its compressors; drop --rc or give a method name)",
-                              cfg->rc, cfg->method);
-        s = cser_optim_parse(cfg->method, out);
-    } else if (kind == CSER_METHOD_SGD && cfg->rc == 0) {
-        s = cser_optim_parse(cfg->method, out);
-    } else {
-        s = cser_optim_config_for_ratio(cfg->method, cfg->rc != 0 ? cfg->rc : 256.0, out);
-    }
+    cser_status s = cser_optim_resolve(cfg->method, cfg->rc, out);
     if (s != CSER_OK)
-        return cser_error_context(s, "--method '%s'", cfg->method);
+        return cser_error_context(s, "--method '%s'%s", cfg->method,
+                                  cfg->rc != 0 ? " with --rc" : "");
     out->momentum = cfg->momentum;
     out->nesterov = cfg->nesterov;
     out->weight_decay = cfg->wd;

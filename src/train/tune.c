@@ -1,15 +1,10 @@
-/* tune.c: `cser tune`: a small grid search over CSER configurations at a target
- * overall ratio, as the authors chose theirs ("by grid search").
- *
- * CSER moves d/R_C2 values every step and d/R_C1 every H steps, so
- *     R_C = 1 / ( 1/(R_C1 * H) + 1/R_C2 ).
- * For a target R_C we try R_C2 = m * R_C for m in {2, 4, 4/3} (m = 2 is the authors'
- * rule R_C1 * H = R_C2), which fixes R_C1 * H = R_C * m / (m - 1), each with H in
- * {4, 16} (R_C1 = R_C1*H / H >= 1), plus the partial-local variant C2 = 0 (R_C1 * H =
- * R_C). Each configuration runs with every learning rate of the grid for a short budget;
+/* tune.c: `cser tune`: a small grid search over configurations at a target overall
+ * ratio, as the authors chose theirs ("by grid search"). The configurations come from
+ * the method's row (cser_optim_candidates: CSER's grid of (R_C1, R_C2, H), see
+ * src/optim/ratio.c; for other methods the configuration --rc resolves to). Each
+ * configuration runs with every learning rate of the grid for a short budget;
  * candidates are ranked by the final test loss of the evaluated model (diverged ones
- * last). Other methods are
- * tuned over the learning rate only, at the configuration --rc resolves to. */
+ * last). */
 #include "train_impl.h"
 
 #include <math.h>
@@ -18,36 +13,6 @@
 
 #define TUNE_MAX 64
 
-static const double tune_mults[] = {2.0, 4.0, 4.0 / 3.0};
-static const int tune_periods[] = {4, 16};
-
-/* Compressor name of a spec ("grbs:64" -> "grbs"). */
-static void comp_name(const char *spec, char *out, size_t n)
-{
-    size_t k = strcspn(spec, ":");
-    snprintf(out, n, "%.*s", (int)(k < n - 1 ? k : n - 1), spec);
-}
-
-static int add_cser(cser_tune_candidate *c, int k, const char *method, const char *comp,
-                    double r1, double r2, int h)
-{
-    if (k >= TUNE_MAX || r1 < 1)
-        return k;
-    cser_tune_candidate *x = &c[k];
-    memset(x, 0, sizeof *x);
-    if (r2 > 0)
-        snprintf(x->method, sizeof x->method, "%s:c1=%s:%.6g,c2=%s:%.6g,h=%d", method,
-                 comp, r1, comp, r2, h);
-    else
-        snprintf(x->method, sizeof x->method, "%s:c1=%s:%.6g,c2=zero,h=%d", method, comp,
-                 r1, h);
-    x->r_c1 = r1;
-    x->r_c2 = r2;
-    x->h = h;
-    x->nominal_rc = 1.0 / (1.0 / (r1 * h) + (r2 > 0 ? 1.0 / r2 : 0.0));
-    return k + 1;
-}
-
 /* The configurations (without learning rates) for cfg's method and ratio. */
 static cser_status enumerate(const cser_train_config *cfg, cser_tune_candidate *c,
                              int *nout)
@@ -55,25 +20,16 @@ static cser_status enumerate(const cser_train_config *cfg, cser_tune_candidate *
     cser_optim_config oc;
     CSER_CHECK(cser_train_resolve_method(cfg, &oc));
     double rc = cfg->rc > 0 ? cfg->rc : 256.0;
-    int k = 0;
-    if (oc.kind == CSER_METHOD_CSER || oc.kind == CSER_METHOD_CSER_FUSED) {
-        char comp[32];
-        comp_name(oc.c1, comp, sizeof comp);
-        const char *name = cser_method_name(oc.kind);
-        for (size_t m = 0; m < sizeof tune_mults / sizeof *tune_mults; m++)
-            for (size_t p = 0; p < sizeof tune_periods / sizeof *tune_periods; p++) {
-                double r1h = rc * tune_mults[m] / (tune_mults[m] - 1.0);
-                k = add_cser(c, k, name, comp, r1h / tune_periods[p], rc * tune_mults[m],
-                             tune_periods[p]);
-            }
-        if (oc.kind == CSER_METHOD_CSER)
-            for (size_t p = 0; p < sizeof tune_periods / sizeof *tune_periods; p++)
-                k = add_cser(c, k, name, comp, rc / tune_periods[p], 0, tune_periods[p]);
-    } else {
-        memset(&c[0], 0, sizeof c[0]);
-        cser_optim_format(&oc, c[0].method, sizeof c[0].method);
-        c[0].nominal_rc = rc;
-        k = 1;
+    cser_optim_candidate oc_cand[TUNE_MAX];
+    int k = cser_optim_candidates(&oc, rc, oc_cand, TUNE_MAX);
+    for (int i = 0; i < k; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        _Static_assert(sizeof c[i].method == sizeof oc_cand[i].spec, "spec sizes");
+        memcpy(c[i].method, oc_cand[i].spec, sizeof c[i].method);
+        c[i].r_c1 = oc_cand[i].r_c1;
+        c[i].r_c2 = oc_cand[i].r_c2;
+        c[i].h = oc_cand[i].h;
+        c[i].nominal_rc = oc_cand[i].nominal_rc;
     }
     if (k == 0)
         return cser_error(CSER_ERR_INVALID,
