@@ -96,9 +96,9 @@ void cser_train_print_help(FILE *f, cser_train_cmd cmd);
 cser_status cser_train_validate(const cser_train_config *cfg, cser_train_cmd cmd);
 
 /* The optimizer configuration a train config resolves to (method spec, --rc and the
- * --momentum/--nesterov/--wd/--seed options). Rule: --rc applies to a method name or a
- * spec without compressors; a spec naming compressors (c=, c1=, c2=) together with an
- * explicit --rc is ambiguous and rejected. */
+ * --momentum/--nesterov/--wd/--seed options), by cser_optim_resolve: --rc applies to
+ * a method name or a spec that leaves a compressor's ratio open; a spec fixing every
+ * compressor's ratio together with an explicit --rc is ambiguous and rejected. */
 cser_status cser_train_resolve_method(const cser_train_config *cfg,
                                       cser_optim_config *out);
 

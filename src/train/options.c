@@ -490,16 +490,11 @@ static cser_status validate_names(const cser_train_config *c)
         return cser_error(CSER_ERR_INVALID,
                           "--backend mpi: this build has no MPI backend (rebuild with "
                           "MPI, or use --backend threads)");
-    cser_split sp;
-    if (cser_split_parse(c->split, &sp) != CSER_OK)
-        return cser_error_context(CSER_ERR_INVALID, "--split");
-    cser_schedule sch;
-    if (cser_schedule_parse(c->lr_schedule, &sch) != CSER_OK)
-        return cser_error_context(CSER_ERR_INVALID, "--lr-schedule");
     return CSER_OK;
 }
 
-cser_status cser_train_validate(const cser_train_config *c, cser_train_cmd cmd)
+cser_status train_plan_make(const cser_train_config *c, cser_train_cmd cmd,
+                            train_plan *plan)
 {
     /* ranges first (configs built in code do not pass through the parser) */
     for (size_t i = 0; i < NOPTS; i++) {
@@ -542,8 +537,19 @@ cser_status cser_train_validate(const cser_train_config *c, cser_train_cmd cmd)
     if (cmd == CSER_CMD_TUNE && c->n_lr_grid < 1)
         return cser_error(CSER_ERR_INVALID, "--lr-grid: expected at least one rate");
     CSER_CHECK(validate_names(c));
-    cser_optim_config oc;
-    return cser_train_resolve_method(c, &oc);
+    if (cser_split_parse(c->split, &plan->split) != CSER_OK)
+        return cser_error_context(CSER_ERR_INVALID, "--split");
+    if (cser_schedule_parse(c->lr_schedule, &plan->sched) != CSER_OK)
+        return cser_error_context(CSER_ERR_INVALID, "--lr-schedule");
+    CSER_CHECK(cser_train_resolve_method(c, &plan->method));
+    cser_optim_format(&plan->method, plan->method_spec, sizeof plan->method_spec);
+    return CSER_OK;
+}
+
+cser_status cser_train_validate(const cser_train_config *c, cser_train_cmd cmd)
+{
+    train_plan plan;
+    return train_plan_make(c, cmd, &plan);
 }
 
 /* ---- help, printed configuration, JSON ---- */
@@ -572,7 +578,8 @@ void cser_train_print_help(FILE *f, cser_train_cmd cmd)
                "3 diverged\n");
 }
 
-void cser_train_print_config(FILE *f, const cser_train_config *c, cser_train_cmd cmd)
+void train_print_config_plan(FILE *f, const cser_train_config *c, cser_train_cmd cmd,
+                             const train_plan *plan)
 {
     for (size_t i = 0; i < NOPTS; i++) {
         if (!(opts[i].scope & (int)cmd))
@@ -581,12 +588,15 @@ void cser_train_print_config(FILE *f, const cser_train_config *c, cser_train_cmd
         format_short(&opts[i], c, v, sizeof v);
         fprintf(f, "  %-17s = %s\n", opts[i].name, v);
     }
-    cser_optim_config oc;
-    if (cser_train_resolve_method(c, &oc) == CSER_OK) {
-        char spec[512];
-        cser_optim_format(&oc, spec, sizeof spec);
-        fprintf(f, "  %-17s = %s\n", "resolved method", spec);
-    }
+    if (plan)
+        fprintf(f, "  %-17s = %s\n", "resolved method", plan->method_spec);
+}
+
+void cser_train_print_config(FILE *f, const cser_train_config *c, cser_train_cmd cmd)
+{
+    train_plan plan;
+    train_print_config_plan(f, c, cmd,
+                            train_plan_make(c, cmd, &plan) == CSER_OK ? &plan : NULL);
 }
 
 static void json_string(char *buf, size_t n, size_t *used, const char *s)
@@ -609,6 +619,14 @@ static void json_string(char *buf, size_t n, size_t *used, const char *s)
 int cser_train_config_json(const cser_train_config *c, cser_train_cmd cmd, char *buf,
                            size_t n)
 {
+    train_plan plan;
+    return train_config_json_plan(
+        c, cmd, train_plan_make(c, cmd, &plan) == CSER_OK ? &plan : NULL, buf, n);
+}
+
+int train_config_json_plan(const cser_train_config *c, cser_train_cmd cmd,
+                           const train_plan *plan, char *buf, size_t n)
+{
     size_t used = 0;
     char v[512];
 #define PUT(...)                                                                         \
@@ -616,11 +634,9 @@ int cser_train_config_json(const cser_train_config *c, cser_train_cmd cmd, char 
                               __VA_ARGS__))
     PUT("{\n  \"version\": \"%s\",\n  \"command_line\": ", cser_version());
     json_string(buf, n, &used, c->command_line);
-    cser_optim_config oc;
-    if (cser_train_resolve_method(c, &oc) == CSER_OK) {
-        cser_optim_format(&oc, v, sizeof v);
+    if (plan) {
         PUT(",\n  \"resolved_method\": ");
-        json_string(buf, n, &used, v);
+        json_string(buf, n, &used, plan->method_spec);
     }
     for (size_t i = 0; i < NOPTS; i++) {
         const opt_def *o = &opts[i];

@@ -11,6 +11,24 @@
 
 /* ---- options.c ---- */
 
+/* A configuration resolved once: what the run reads instead of re-parsing the text
+ * fields (--method with --rc and the optimizer options, --lr-schedule, --split). */
+typedef struct {
+    cser_optim_config method;   /* resolved method                              */
+    char method_spec[512];      /* its canonical spec (cser_optim_format)       */
+    cser_schedule sched;        /* parsed --lr-schedule                         */
+    cser_split split;           /* parsed --split                               */
+} train_plan;
+
+/* Validates cfg (as cser_train_validate) and resolves it into *plan. */
+cser_status train_plan_make(const cser_train_config *cfg, cser_train_cmd cmd,
+                            train_plan *plan);
+/* cser_train_print_config / cser_train_config_json for an already made plan. */
+void train_print_config_plan(FILE *f, const cser_train_config *cfg, cser_train_cmd cmd,
+                             const train_plan *plan);
+int train_config_json_plan(const cser_train_config *cfg, cser_train_cmd cmd,
+                           const train_plan *plan, char *buf, size_t n);
+
 /* "key=value\n" lines of the options that change the trajectory of a run (compared
  * when resuming): snprintf semantics. */
 int train_config_trajectory_text(const cser_train_config *cfg, char *buf, size_t n);
@@ -126,9 +144,7 @@ void train_ckpt_release(train_ckpt_worker *w, int n, void *blob);
  * marked rank 0). */
 typedef struct {
     cser_train_config cfg;      /* resolved: workers, out_dir filled in            */
-    cser_optim_config ocfg;     /* resolved method                                 */
-    cser_schedule sched;        /* parsed --lr-schedule                            */
-    cser_split split;           /* parsed --split                                  */
+    train_plan plan;            /* method, schedule and split, resolved once       */
     const cser_dataset *train;  /* shared, read-only                               */
     const cser_dataset *test;
     int n;                      /* workers                                         */

@@ -77,9 +77,6 @@ static cser_status make_shared(const cser_train_config *cfg, int n,
                           n, tr->n);
     if (te->n == 0)
         return cser_error(CSER_ERR_INVALID, "--test-subset: the test set is empty");
-    CSER_CHECK(cser_train_resolve_method(&sh->cfg, &sh->ocfg));
-    CSER_CHECK(cser_schedule_parse(cfg->lr_schedule, &sh->sched));
-    CSER_CHECK(cser_split_parse(cfg->split, &sh->split));
     sh->steps_per_epoch = (double)tr->n / ((double)n * cfg->batch);
     sh->total_steps =
         cfg->steps > 0 ? cfg->steps : (long)ceil(cfg->epochs * sh->steps_per_epoch);
@@ -89,10 +86,9 @@ static cser_status make_shared(const cser_train_config *cfg, int n,
     /* the trajectory options, and what the method resolved to (a resumed run must
      * continue with the same optimizer configuration even if the ratio rules change) */
     int k = train_config_trajectory_text(&sh->cfg, sh->traj, sizeof sh->traj);
-    char spec[512];
-    cser_optim_format(&sh->ocfg, spec, sizeof spec);
     if (k >= 0 && (size_t)k < sizeof sh->traj)
-        snprintf(sh->traj + k, sizeof sh->traj - (size_t)k, "resolved-method=%s\n", spec);
+        snprintf(sh->traj + k, sizeof sh->traj - (size_t)k, "resolved-method=%s\n",
+                 sh->plan.method_spec);
     if (sh->cfg.out_dir[0])
         snprintf(sh->ckpt_path, sizeof sh->ckpt_path, "%s/%s", sh->cfg.out_dir,
                  TRAIN_CKPT_NAME);
@@ -234,10 +230,12 @@ cser_status cser_train_run(const cser_train_config *cfg, FILE *log,
     cser_train_result *res = result ? result : &dummy;
     memset(res, 0, sizeof *res);
     res->test_acc = res->test_loss = res->train_loss = NAN;
-    CSER_CHECK(cser_train_validate(cfg, CSER_CMD_TRAIN));
+    train_plan plan; /* the configuration is resolved here, once */
+    CSER_CHECK(train_plan_make(cfg, CSER_CMD_TRAIN, &plan));
     train_shared *sh = calloc(1, sizeof *sh);
     if (!sh)
         return cser_error(CSER_ERR_NOMEM, "out of memory");
+    sh->plan = plan;
     sh->result = res;
     cser_nn_set_blas_threads(cfg->threads);
     cser_status s;

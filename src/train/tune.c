@@ -14,14 +14,12 @@
 #define TUNE_MAX 64
 
 /* The configurations (without learning rates) for cfg's method and ratio. */
-static cser_status enumerate(const cser_train_config *cfg, cser_tune_candidate *c,
-                             int *nout)
+static cser_status enumerate(const cser_train_config *cfg, const train_plan *plan,
+                             cser_tune_candidate *c, int *nout)
 {
-    cser_optim_config oc;
-    CSER_CHECK(cser_train_resolve_method(cfg, &oc));
     double rc = cfg->rc > 0 ? cfg->rc : 256.0;
     cser_optim_candidate oc_cand[TUNE_MAX];
-    int k = cser_optim_candidates(&oc, rc, oc_cand, TUNE_MAX);
+    int k = cser_optim_candidates(&plan->method, rc, oc_cand, TUNE_MAX);
     for (int i = 0; i < k; i++) {
         memset(&c[i], 0, sizeof c[i]);
         _Static_assert(sizeof c[i].method == sizeof oc_cand[i].spec, "spec sizes");
@@ -112,14 +110,15 @@ cser_status cser_tune_run(const cser_train_config *cfg, FILE *log, cser_tune_res
 {
     memset(out, 0, sizeof *out);
     out->best = -1;
-    CSER_CHECK(cser_train_validate(cfg, CSER_CMD_TUNE));
+    train_plan plan;
+    CSER_CHECK(train_plan_make(cfg, CSER_CMD_TUNE, &plan));
     if (!strcmp(cfg->backend, "mpi"))
         return cser_error(CSER_ERR_INVALID,
                           "--backend mpi: cser tune runs its candidates "
                           "on the threads backend (MPI cannot restart between runs)");
     cser_tune_candidate confs[TUNE_MAX];
     int nconf = 0;
-    CSER_CHECK(enumerate(cfg, confs, &nconf));
+    CSER_CHECK(enumerate(cfg, &plan, confs, &nconf));
     int total = nconf * cfg->n_lr_grid;
     out->cand = calloc((size_t)total, sizeof *out->cand);
     if (!out->cand)

@@ -43,9 +43,9 @@ static cser_status worker_setup(train_worker *w)
     CSER_CHECK(cser_model_create(&mc, &w->model));
     const cser_params *L = cser_model_params(w->model);
     w->d = L->d;
-    CSER_CHECK(cser_optim_create(&sh->ocfg, w->comm, L, L->data, &w->opt));
+    CSER_CHECK(cser_optim_create(&sh->plan.method, w->comm, L, L->data, &w->opt));
     cser_model_bind(w->model, cser_optim_model(w->opt));
-    CSER_CHECK(cser_loader_create(sh->train, &sh->split, sh->n, w->rank, c->seed,
+    CSER_CHECK(cser_loader_create(sh->train, &sh->plan.split, sh->n, w->rank, c->seed,
                                   sh->augment, &w->loader));
     size_t img = (size_t)sh->train->c * (size_t)sh->train->h * (size_t)sh->train->w;
     w->images = cser_alloc_floats(img * (size_t)c->batch);
@@ -86,7 +86,7 @@ static cser_status open_outputs(train_worker *w)
     char *json = malloc(cap), path[CSER_TRAIN_PATH + 32];
     if (!json)
         return cser_error(CSER_ERR_NOMEM, "config.json: out of memory");
-    int len = cser_train_config_json(&sh->cfg, CSER_CMD_TRAIN, json, cap);
+    int len = train_config_json_plan(&sh->cfg, CSER_CMD_TRAIN, &sh->plan, json, cap);
     snprintf(path, sizeof path, "%s/config.json", sh->cfg.out_dir);
     cser_status s = train_write_atomic(path, json, (size_t)len < cap ? (size_t)len : cap);
     free(json);
@@ -188,7 +188,7 @@ static cser_status train_one_step(train_worker *w, double *mean_loss)
 {
     const train_shared *sh = w->sh;
     const cser_train_config *c = &sh->cfg;
-    w->lr = cser_schedule_lr(&sh->sched, c->lr, w->step, sh->total_steps,
+    w->lr = cser_schedule_lr(&sh->plan.sched, c->lr, w->step, sh->total_steps,
                              sh->steps_per_epoch, c->warmup);
     CSER_CHECK(cser_loader_next(w->loader, c->batch, w->images, w->labels));
     double t0 = compute_clock(w);
@@ -368,13 +368,14 @@ static void fill_result(train_worker *w)
     r->comm_s = h.comm_s;
     r->modeled_comm_s = h.modeled_comm_s;
     r->wall_s = h.wall_s;
-    r->nominal_rc = cser_optim_nominal_ratio(&w->sh->ocfg, cser_model_params(w->model));
+    r->nominal_rc =
+        cser_optim_nominal_ratio(&w->sh->plan.method, cser_model_params(w->model));
     /* SGD's dense allreduce per step: reduce-scatter + allgather, both directions */
     double n = w->sh->n, dense = 2.0 * 2.0 * (n - 1) / n * 4.0 * (double)w->d;
     double moved =
         w->step > 0 ? (double)(h.bytes_up + h.bytes_down) / (double)w->step : 0;
     r->actual_rc = moved > 0 ? dense / moved : 0;
-    cser_optim_format(&w->sh->ocfg, r->method, sizeof r->method);
+    cser_optim_format(&w->sh->plan.method, r->method, sizeof r->method);
     if (cser_optim_is_local(w->opt))
         snprintf(r->evaluated, sizeof r->evaluated, "average of the %d local models",
                  w->sh->n);
@@ -388,7 +389,7 @@ static void print_start(train_worker *w)
     if (w->rank != 0 || !sh->log || sh->cfg.quiet)
         return;
     fprintf(sh->log, "cser train: resolved configuration\n");
-    cser_train_print_config(sh->log, &sh->cfg, CSER_CMD_TRAIN);
+    train_print_config_plan(sh->log, &sh->cfg, CSER_CMD_TRAIN, &sh->plan);
     fprintf(sh->log,
             "  model %s: d = %zu parameters; %zu training and %zu test examples; "
             "%ld steps (%.2f epochs)%s\n",
