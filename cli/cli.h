@@ -21,4 +21,8 @@ int cli_tune(int argc, char **argv);
 /* Exit status for a library status (usage errors -> 2, divergence -> 3, else 1). */
 int cli_exit_status(cser_status s);
 
+/* With CSER_TRACE=1 in the environment: prints where the last error passed (the
+ * CSER_CHECK breadcrumbs, cser_error_where) to stderr. */
+void cli_print_where(void);
+
 #endif

@@ -87,6 +87,7 @@ int cli_train(int argc, char **argv)
     }
     if (s != CSER_OK) {
         fprintf(stderr, "cser train: %s\n", cser_last_error());
+        cli_print_where();
         return CLI_EXIT_USAGE;
     }
     static cser_train_result r;
@@ -95,7 +96,10 @@ int cli_train(int argc, char **argv)
         print_summary(&cfg, &r);
     fflush(stdout);
     if (s != CSER_OK && (r.rank == 0 || s == CSER_ERR_IO || s == CSER_ERR_NOMEM))
+    {
         fprintf(stderr, "cser train: %s%s\n",
                 s == CSER_ERR_DIVERGED ? "" : "error: ", cser_last_error());
+        cli_print_where();
+    }
     return cli_exit_status(s);
 }

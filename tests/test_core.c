@@ -129,6 +129,42 @@ static void test_params_bad_input(void **state)
     cser_params_free(&p);
 }
 
+/* CSER_CHECK records where a failure passed: file:line breadcrumbs, innermost first,
+ * without changing the message. */
+static int line_a, line_b; /* the lines of the two CSER_CHECKs below */
+static cser_status fails_here(void) { return cser_error(CSER_ERR_INVALID, "bad thing"); }
+static cser_status middle(void)
+{
+    line_a = __LINE__ + 1;
+    CSER_CHECK(fails_here());
+    return CSER_OK;
+}
+static cser_status outer(void)
+{
+    line_b = __LINE__ + 1;
+    CSER_CHECK(middle());
+    return CSER_OK;
+}
+
+static void test_check_breadcrumbs(void **state)
+{
+    (void)state;
+    assert_int_equal(outer(), CSER_ERR_INVALID);
+    assert_string_equal(cser_last_error(), "bad thing");
+    char want[128];
+    snprintf(want, sizeof want, "tests/test_core.c:%d <- tests/test_core.c:%d", line_a,
+             line_b);
+    assert_string_equal(cser_error_where(), want);
+    cser_error(CSER_ERR_IO, "new error"); /* a new error starts a new trail */
+    assert_string_equal(cser_error_where(), "");
+    for (int i = 0; i < 100; i++) /* a long trail is cut, not overflowed */
+        cser_error_breadcrumb("/x/src/optim/spec.c", 1000 + i);
+    size_t n = strlen(cser_error_where());
+    assert_true(n < 512 && strcmp(cser_error_where() + n - 3, "...") == 0);
+    cser_error_clear();
+    assert_string_equal(cser_error_where(), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_shuffle_is_permutation),
         cmocka_unit_test(test_params_layout),
         cmocka_unit_test(test_params_bad_input),
+        cmocka_unit_test(test_check_breadcrumbs),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -41,15 +41,29 @@ cser_status cser_error(cser_status s, const char *fmt, ...)
 cser_status cser_error_context(cser_status s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Clears the calling thread's message. */
+/* Clears the calling thread's message (and its breadcrumbs). */
 void cser_error_clear(void);
 
-/* Propagates a failing status with a breadcrumb naming the call site. */
+/* Where the last error went: the "module/file.c:line" of every CSER_CHECK it passed
+ * through, innermost first, separated by " <- " ("" if none; a long trail ends in
+ * "..."). cser_error starts a new trail; cser_error_context keeps it. Valid until the
+ * next cser call on this thread that records an error. */
+const char *cser_error_where(void);
+
+/* Appends a breadcrumb "file:line" (file shortened to its last two path parts) to the
+ * calling thread's trail; CSER_CHECK calls it. */
+void cser_error_breadcrumb(const char *file, int line);
+
+/* Propagates a failing status, recording the call site as a breadcrumb (NCCL's CHECK
+ * logs file:line the same way): the message stays as the callee wrote it, the trail
+ * of call sites is read with cser_error_where. */
 #define CSER_CHECK(expr)                                                      \
     do {                                                                      \
         cser_status cser_check_s_ = (expr);                                   \
-        if (cser_check_s_ != CSER_OK)                                         \
+        if (cser_check_s_ != CSER_OK) {                                       \
+            cser_error_breadcrumb(__FILE__, __LINE__);                        \
             return cser_check_s_;                                             \
+        }                                                                     \
     } while (0)
 
 #ifdef __cplusplus

@@ -6,8 +6,10 @@
 #include <string.h>
 
 #define CSER_ERRMSG_MAX 1024
+#define CSER_TRAIL_MAX 512
 
 static _Thread_local char errmsg[CSER_ERRMSG_MAX];
+static _Thread_local char trail[CSER_TRAIL_MAX]; /* breadcrumbs of CSER_CHECK */
 
 const char *cser_status_str(cser_status s)
 {
@@ -27,10 +29,38 @@ const char *cser_status_str(cser_status s)
 
 const char *cser_last_error(void) { return errmsg; }
 
-void cser_error_clear(void) { errmsg[0] = '\0'; }
+void cser_error_clear(void)
+{
+    errmsg[0] = '\0';
+    trail[0] = '\0';
+}
+
+const char *cser_error_where(void) { return trail; }
+
+void cser_error_breadcrumb(const char *file, int line)
+{
+    const char *f = file ? file : "?";
+    const char *last = strrchr(f, '/');
+    if (last) { /* keep "module/file.c" */
+        const char *p = last;
+        while (p > f && p[-1] != '/')
+            p--;
+        f = p;
+    }
+    size_t used = strlen(trail);
+    if (used >= sizeof trail - 4 || (used >= 3 && !strcmp(trail + used - 3, "...")))
+        return;
+    char one[96];
+    int k = snprintf(one, sizeof one, "%s%s:%d", used ? " <- " : "", f, line);
+    if (k < 0 || used + (size_t)k >= sizeof trail - 4)
+        snprintf(trail + used, sizeof trail - used, "%s...", used ? " <- " : "");
+    else
+        memcpy(trail + used, one, (size_t)k + 1);
+}
 
 cser_status cser_error(cser_status s, const char *fmt, ...)
 {
+    trail[0] = '\0';
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(errmsg, sizeof errmsg, fmt, ap);
