@@ -4,6 +4,7 @@
 #define CSER_CSER_H
 
 #include "cser/status.h"
+#include "cser/version.h"
 #include "cser/rng.h"
 #include "cser/params.h"
 #include "cser/compressor.h"
@@ -13,8 +14,5 @@
 #include "cser/nn.h"
 #include "cser/data.h"
 #include "cser/train.h"
-
-/* Library version, "MAJOR.MINOR.PATCH". */
-const char *cser_version(void);
 
 #endif

@@ -1,4 +1,4 @@
-/* compressor.c: the compressor registry, lifecycle, and the public dispatch of
+/* compressor.c: the compressors' lifecycle and the public dispatch of
  * compressor.h: wire-size accounting, shared support selection, encode, decode_add
  * (validated) and apply. Variants live in one file each behind compressor_impl.h. */
 #include <math.h>
@@ -6,24 +6,6 @@
 #include <string.h>
 
 #include "compress/compressor_impl.h"
-
-int cser_compress_scalar_only = 0;
-
-static const cser_compressor_vtable *const registry[CSER_COMP_COUNT] = {
-    [CSER_COMP_IDENTITY] = &cser_compressor_identity_vt,
-    [CSER_COMP_ZERO] = &cser_compressor_zero_vt,
-    [CSER_COMP_GRBS] = &cser_compressor_grbs_vt,
-    [CSER_COMP_RANDK] = &cser_compressor_randk_vt,
-    [CSER_COMP_TOPK] = &cser_compressor_topk_vt,
-    [CSER_COMP_SIGN] = &cser_compressor_sign_vt,
-    [CSER_COMP_QSGD] = &cser_compressor_qsgd_vt};
-
-const cser_compressor_vtable *cser_compressor_vt(int kind)
-{
-    if (kind < 0 || kind >= CSER_COMP_COUNT)
-        return NULL;
-    return registry[kind];
-}
 
 const char *cser_compressor_kind_summary(cser_compressor_kind kind)
 {
@@ -79,7 +61,7 @@ cser_status cser_compressor_create(const cser_compressor_params *p,
     if (!c)
         return cser_error(CSER_ERR_NOMEM, "cannot allocate a compressor");
     c->params = *p;
-    c->vt = registry[p->kind];
+    c->vt = cser_compressor_vt((int)p->kind);
     cser_support_init(&c->scratch.sup);
     *out = c;
     return CSER_OK;
@@ -113,51 +95,6 @@ const cser_compressor_params *cser_compressor_get_params(const cser_compressor_t
 int cser_compressor_allreduce_compatible(const cser_compressor_t *c)
 {
     return c->vt->allreduce_compatible;
-}
-
-size_t cser_compressor_k(double ratio, size_t numel)
-{
-    double k = round((double)numel / ratio);
-    if (k < 1.0)
-        return 1;
-    if (k >= (double)numel)
-        return numel;
-    return (size_t)k;
-}
-
-/* ---- scratch ---- */
-
-cser_status cser_scratch_u32(cser_compressor_t *c, size_t n, uint32_t **out)
-{
-    cser_compressor_scratch *s = &c->scratch;
-    if (n > s->nu32) { /* grow by a quarter more, so that sizes that vary a little
-                        * from call to call (top-k candidates) settle quickly */
-        size_t cap = n + n / 4 + 16;
-        uint32_t *p = realloc(s->u32, cap * sizeof *p);
-        if (!p)
-            return cser_error(CSER_ERR_NOMEM, "compressor scratch: cannot allocate %zu "
-                              "indices", cap);
-        s->u32 = p;
-        s->nu32 = cap;
-    }
-    *out = s->u32;
-    return CSER_OK;
-}
-
-cser_status cser_scratch_bits(cser_compressor_t *c, size_t nwords, uint64_t **out)
-{
-    cser_compressor_scratch *s = &c->scratch;
-    if (nwords > s->nbits64) { /* the bitmap is kept all-zero between uses */
-        free(s->bits);
-        s->nbits64 = 0;
-        s->bits = calloc(nwords, sizeof *s->bits);
-        if (!s->bits)
-            return cser_error(CSER_ERR_NOMEM, "compressor scratch: cannot allocate a "
-                              "bitmap of %zu words", nwords);
-        s->nbits64 = nwords;
-    }
-    *out = s->bits;
-    return CSER_OK;
 }
 
 /* ---- accounting ---- */

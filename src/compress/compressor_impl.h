@@ -79,22 +79,28 @@ extern const cser_compressor_vtable cser_compressor_topk_vt;
 extern const cser_compressor_vtable cser_compressor_sign_vt;
 extern const cser_compressor_vtable cser_compressor_qsgd_vt;
 
-/* The compressor table (compressor.c): the variant of a kind, NULL if unknown. Adding
+/* The compressor table (registry.c): the variant of a kind, NULL if unknown. Adding
  * a compressor is one file with its vtable, one row there and one kind in
  * compressor.h (the kind is part of the public params struct). */
 const cser_compressor_vtable *cser_compressor_vt(int kind);
 
-/* Argument parsers and formatters shared by several variants (spec.c). */
+/* Argument parsers and formatters shared by several variants (spec_args.c). */
+#define QSGD_MAX_LEVELS (1 << 24)
+#define QSGD_MAX_BUCKET ((size_t)1 << 40)
 cser_status cser_spec_parse_grbs(const char *spec, char *args, cser_compressor_params *p);
 cser_status cser_spec_parse_k(const char *spec, char *args, cser_compressor_params *p);
 cser_status cser_spec_parse_qsgd(const char *spec, char *args, cser_compressor_params *p);
 int cser_spec_format_grbs(const cser_compressor_params *p, char *buf, size_t n);
-int cser_spec_format_k(const cser_compressor_params *p, char *buf, size_t n);
 int cser_spec_format_qsgd(const cser_compressor_params *p, char *buf, size_t n);
+/* "name:R" with the shortest R that reads back (randk, topk). */
+int cser_spec_format_ratio(const char *name, double ratio, char *buf, size_t n);
+/* "compressor spec 'SPEC': WHAT 'TOK': expected EXPECTED" (CSER_ERR_INVALID). */
+cser_status cser_spec_bad(const char *spec, const char *what, const char *tok,
+                          const char *expected);
 
 /* Tests only: non-zero makes sign and QSGD take their scalar paths (which must produce
  * the same bits as the AVX2 ones). Process-wide, not thread-safe; defined in
- * compressor.c, 0 by default. */
+ * scratch.c, 0 by default. */
 extern int cser_compress_scalar_only;
 
 /* ---- support.c ---- */
@@ -118,7 +124,7 @@ void cser_support_gather_resid(const cser_support *s, const float *v, float *msg
 void cser_support_scatter_add(const cser_support *s, const float *msg, float alpha,
                               float *out);
 
-/* ---- scratch helpers (compressor.c) ---- */
+/* ---- scratch helpers (scratch.c) ---- */
 cser_status cser_scratch_u32(cser_compressor_t *c, size_t n, uint32_t **out);
 cser_status cser_scratch_bits(cser_compressor_t *c, size_t nwords, uint64_t **out);
 

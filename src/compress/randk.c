@@ -74,12 +74,17 @@ static void randk_for_ratio(double target, cser_compressor_params *p)
     p->ratio = target;
 }
 
+static int randk_format(const cser_compressor_params *p, char *buf, size_t n)
+{
+    return cser_spec_format_ratio("randk", p->ratio, buf, n);
+}
+
 const cser_compressor_vtable cser_compressor_randk_vt = {
     .name = "randk",
     .summary = "random-k with a shared seed",
     .example = "randk:64",
     .parse_args = cser_spec_parse_k,
-    .format = cser_spec_format_k,
+    .format = randk_format,
     .byte_ratio = randk_byte_ratio,
     .for_ratio = randk_for_ratio,
     .allreduce_compatible = 1,

@@ -67,12 +67,17 @@ static void topk_for_ratio(double target, cser_compressor_params *p)
     p->ratio = 2.0 * target;
 }
 
+static int topk_format(const cser_compressor_params *p, char *buf, size_t n)
+{
+    return cser_spec_format_ratio("topk", p->ratio, buf, n);
+}
+
 const cser_compressor_vtable cser_compressor_topk_vt = {
     .name = "topk",
     .summary = "exact per-tensor top-k by magnitude",
     .example = "topk:0.01",
     .parse_args = cser_spec_parse_k,
-    .format = cser_spec_format_k,
+    .format = topk_format,
     .byte_ratio = topk_byte_ratio,
     .for_ratio = topk_for_ratio,
     .allreduce_compatible = 0,

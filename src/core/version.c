@@ -1,4 +1,4 @@
 /* version.c: the library version string. */
-#include "cser/cser.h"
+#include "cser/version.h"
 
 const char *cser_version(void) { return CSER_VERSION; }

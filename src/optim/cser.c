@@ -227,10 +227,12 @@ static double cser_nominal(const cser_optim_config *c, const cser_params *L)
     return 1.0 / (1.0 / (r1 * c->h) + 1.0 / r2);
 }
 
+extern const cser_optim_method cser_method_cser; /* this file's row, below */
+
 static int cser_candidates(const cser_optim_config *c, double rc,
                            cser_optim_candidate *out, int max)
 {
-    return cser_optim_cser_candidates(c, rc, 1, out, max);
+    return cser_optim_cser_candidates(c, rc, 1, cser_method_cser.name, out, max);
 }
 
 const cser_optim_ops cser_ops_cser = {

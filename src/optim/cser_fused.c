@@ -113,10 +113,12 @@ static double fused_nominal(const cser_optim_config *c, const cser_params *L)
     return h / ((h - 1.0) / r2 + 1.0 / r1);
 }
 
+extern const cser_optim_method cser_method_cser_fused; /* this file's row, below */
+
 static int fused_candidates(const cser_optim_config *c, double rc,
                             cser_optim_candidate *out, int max)
 {
-    return cser_optim_cser_candidates(c, rc, 0, out, max);
+    return cser_optim_cser_candidates(c, rc, 0, cser_method_cser_fused.name, out, max);
 }
 
 const cser_optim_ops cser_ops_cser_fused = {

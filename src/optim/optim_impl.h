@@ -197,7 +197,7 @@ void cser_optim_sup_reset(const cser_support *sup, const float *c, float *x, flo
 /* On the runs: x = c (unpack). */
 void cser_optim_sup_scatter(const cser_support *sup, const float *c, float *x);
 
-/* ---- phases: optim.c ---- */
+/* ---- shared by the method files: method_util.c ---- */
 /* Snapshot the communicator counters; phase_end adds the difference to `phase`. */
 /* State of the single-compressor methods (EF-SGD, QSparse): C and PSync with C. */
 typedef struct {
@@ -231,7 +231,7 @@ cser_status cser_optim_parse_keys(const char *spec, cser_optim_config *out,
  * can use); the message names the field. */
 cser_status cser_optim_validate(const cser_optim_config *cfg);
 
-/* ---- ratio rules shared by the rows (ratio.c) ---- */
+/* ---- ratio rules shared by the rows (ratio_rules.c; no table, no row) ---- */
 /* Ratio of a compressor spec: cser_compressor_nominal_ratio on L, or its byte ratio
  * without a layout (L = NULL); NAN if the spec does not parse. */
 double cser_optim_comp_ratio(const char *spec, const cser_params *L);
@@ -249,9 +249,10 @@ cser_status cser_optim_product_rule(cser_optim_config *c, double rc, int key,
  * default H = 16 (ratio.c has the details). */
 cser_status cser_optim_cser_rule(cser_optim_config *c, double rc, const cser_spec_keys *k,
                                  int allow_identity);
-/* The tune grid of CSER-like methods (cser, cser-fused): R_C2 = m R_C for m in
- * {2, 4, 4/3}, H in {4, 16}; with_c2_zero adds the C2 = 0 variants. */
+/* The tune grid of CSER-like methods (cser, cser-fused; specs named `name`):
+ * R_C2 = m R_C for m in {2, 4, 4/3}, H in {4, 16}; with_c2_zero adds the C2 = 0
+ * variants. */
 int cser_optim_cser_candidates(const cser_optim_config *c, double rc, int with_c2_zero,
-                               cser_optim_candidate *out, int max);
+                               const char *name, cser_optim_candidate *out, int max);
 
 #endif

@@ -91,6 +91,28 @@ static cser_status write_all(train_worker *w, unsigned char **blobs, uint64_t *s
     return s;
 }
 
+/* The counters of this worker as a checkpoint head: what was restored plus what
+ * this invocation added. */
+void train_worker_counters(const train_worker *w, train_ckpt_head *out)
+{
+    cser_optim_stats st;
+    cser_optim_get_stats(w->opt, &st);
+    *out = w->base;
+    out->step = (uint64_t)w->step;
+    for (int p = 0; p < CSER_PHASE_COUNT; p++) {
+        out->bytes_up += st.bytes_sent[p] - w->stats0.bytes_sent[p];
+        out->bytes_down += st.bytes_recv[p] - w->stats0.bytes_recv[p];
+        out->messages += st.messages[p] - w->stats0.messages[p];
+        out->comm_s += st.comm_s[p] - w->stats0.comm_s[p];
+        out->modeled_comm_s += st.modeled_s[p] - w->stats0.modeled_s[p];
+    }
+    out->compute_s += w->compute_s;
+    out->wall_s += train_now() - w->t_start;
+    out->loss_sum = w->loss_sum;
+    out->loss_count = w->loss_count;
+    out->last_train_loss = w->last_train_loss;
+}
+
 cser_status train_ckpt_save(train_worker *w)
 {
     int n = w->sh->n;

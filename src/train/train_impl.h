@@ -194,7 +194,7 @@ cser_status train_worker_run(const train_shared *sh, cser_comm_t *comm, int rank
 cser_status train_evaluate(train_worker *w, double *test_loss, double *test_acc,
                            int *finite);
 
-/* Current cumulative counters of this worker (base + since set-up). */
+/* Current cumulative counters of this worker (base + since set-up) (ckpt_sync.c). */
 void train_worker_counters(const train_worker *w, train_ckpt_head *out);
 
 /* Collective checkpoint save to sh->ckpt_path (rank 0 writes) and load from

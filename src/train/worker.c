@@ -97,26 +97,6 @@ static cser_status open_outputs(train_worker *w)
 
 /* ---- counters and rows ---- */
 
-void train_worker_counters(const train_worker *w, train_ckpt_head *out)
-{
-    cser_optim_stats st;
-    cser_optim_get_stats(w->opt, &st);
-    *out = w->base;
-    out->step = (uint64_t)w->step;
-    for (int p = 0; p < CSER_PHASE_COUNT; p++) {
-        out->bytes_up += st.bytes_sent[p] - w->stats0.bytes_sent[p];
-        out->bytes_down += st.bytes_recv[p] - w->stats0.bytes_recv[p];
-        out->messages += st.messages[p] - w->stats0.messages[p];
-        out->comm_s += st.comm_s[p] - w->stats0.comm_s[p];
-        out->modeled_comm_s += st.modeled_s[p] - w->stats0.modeled_s[p];
-    }
-    out->compute_s += w->compute_s;
-    out->wall_s += train_now() - w->t_start;
-    out->loss_sum = w->loss_sum;
-    out->loss_count = w->loss_count;
-    out->last_train_loss = w->last_train_loss;
-}
-
 static double epoch_of(const train_worker *w, long step)
 {
     return (double)step / w->sh->steps_per_epoch;
@@ -140,12 +120,17 @@ static cser_status emit_row(train_worker *w, const char *event, double test_loss
         event,       w->step,  epoch_of(w, w->step), w->lr,        w->last_train_loss,
         test_loss,   test_acc, h.bytes_up,           h.bytes_down, h.messages,
         h.compute_s, h.comm_s, h.modeled_comm_s,     h.wall_s};
-    if (strcmp(event, "final"))
+    if (strcmp(event, "final")) {
+        /* no training step yet (the step-0 row): no training loss to show */
+        char tl[32] = "-";
+        if (!isnan(r.train_loss))
+            snprintf(tl, sizeof tl, "%.4f", r.train_loss);
         train_progress_line(&w->progress,
-                            "step %ld  epoch %.2f  train loss %.4f  test loss %.4f  "
+                            "step %ld  epoch %.2f  train loss %s  test loss %.4f  "
                             "test acc %.2f%%  MB up %.2f\n",
-                            w->step, r.epoch, r.train_loss, test_loss, 100 * test_acc,
+                            w->step, r.epoch, tl, test_loss, 100 * test_acc,
                             h.bytes_up / 1e6);
+    }
     return w->metrics ? train_metrics_write(w->metrics, &r) : CSER_OK;
 }
 
