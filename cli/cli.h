@@ -21,6 +21,11 @@ int cli_tune(int argc, char **argv);
 /* Exit status for a library status (usage errors -> 2, divergence -> 3, else 1). */
 int cli_exit_status(cser_status s);
 
+/* Draws DIR/curves.png from DIR/metrics.csv with gnuplot (temp + rename). Returns 0
+ * when drawn, 1 when skipped (gnuplot missing, fewer than two evaluations: a note goes
+ * to log), -1 on failure (a warning goes to log). log may be NULL. */
+int cli_plot_curves(const char *dir, FILE *log);
+
 /* With CSER_TRACE=1 in the environment: prints where the last error passed (the
  * CSER_CHECK breadcrumbs, cser_error_where) to stderr. */
 void cli_print_where(void);

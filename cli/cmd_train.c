@@ -92,6 +92,9 @@ int cli_train(int argc, char **argv)
     }
     static cser_train_result r;
     s = cser_train_run(&cfg, stdout, &r);
+    const char *out = cfg.out_dir[0] ? cfg.out_dir : cfg.resume;
+    if (r.rank == 0 && out[0] && (s == CSER_OK || s == CSER_ERR_DIVERGED))
+        cli_plot_curves(out, cfg.quiet ? NULL : stdout);
     if (r.rank == 0 && (s == CSER_OK || s == CSER_ERR_DIVERGED) && r.steps > 0)
         print_summary(&cfg, &r);
     fflush(stdout);

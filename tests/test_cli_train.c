@@ -166,6 +166,25 @@ static void test_small_run_summary_and_files(void **state)
     assert_false(exists(dir, "curves.png.tmp") || exists(dir, "checkpoint.bin.tmp"));
 }
 
+/* The step-0 row shows no training loss ("-", not nan); with --eval-every 0 there is
+ * one evaluation, so no curve: the CLI says so and draws nothing. */
+static void test_step0_row_and_eval_every_0(void **state)
+{
+    (void)state;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/ev0", tmp_root);
+    assert_int_equal(run("train " SMALL " --steps 6 --eval-every 3"), 0);
+    char *out = slurp(out_path);
+    assert_non_null(strstr(out, "step 0  epoch 0.00  train loss -  test loss"));
+    assert_null(strstr(out, "train loss nan"));
+    free(out);
+    assert_int_equal(run("train " SMALL " --steps 6 --eval-every 0 --out %s", dir), 0);
+    out = slurp(out_path);
+    assert_non_null(strstr(out, "curves.png not drawn: metrics.csv has 1 evaluated row"));
+    free(out);
+    assert_false(exists(dir, "curves.png"));
+}
+
 static void test_divergence_exit_3(void **state)
 {
     (void)state;
@@ -246,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_bad_options_exit_2_with_one_line),
         cmocka_unit_test(test_small_run_summary_and_files),
+        cmocka_unit_test(test_step0_row_and_eval_every_0),
         cmocka_unit_test(test_divergence_exit_3),
         cmocka_unit_test(test_corrupt_checkpoint_exit_2),
         cmocka_unit_test(test_tune_writes_a_spec_train_accepts),

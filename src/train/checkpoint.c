@@ -17,6 +17,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #define CKPT_MAGIC  "CSERCKPT"
@@ -104,6 +105,21 @@ static void get_head(ckbuf *b, train_ckpt_head *h)
     h->last_train_loss = get_f64(b);
 }
 
+/* Test hook: CSER_TEST_SLOW_CKPT=MS sleeps MS milliseconds between the complete,
+ * fsynced temporary checkpoint and its rename, so that a test can kill the process
+ * during a checkpoint write (scripts/kill-resume-check.sh). Only checkpoint writes
+ * pass it to the atomic writer. */
+static void test_slow_ckpt(const char *path)
+{
+    (void)path;
+    const char *e = getenv("CSER_TEST_SLOW_CKPT");
+    long ms = e ? strtol(e, NULL, 10) : 0;
+    if (ms > 0 && ms <= 60000) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 cser_status train_ckpt_write(const char *path, const char *text,
                              const train_ckpt_head *head, const train_ckpt_worker *w,
                              int n)
@@ -137,7 +153,7 @@ cser_status train_ckpt_write(const char *path, const char *text,
     }
     uint32_t crc = (uint32_t)crc32(0L, b.p, (uInt)b.used);
     put(&b, &crc, 4);
-    cser_status s = train_write_atomic(path, b.p, b.used);
+    cser_status s = train_write_atomic_hook(path, b.p, b.used, test_slow_ckpt);
     free(b.p);
     return s;
 }

@@ -1,7 +1,6 @@
 /* metrics.c: the metrics files of a run (metrics.csv and metrics.jsonl, one row per
  * evaluation plus a final or diverged row, appended and flushed row by row, written by
- * rank 0 only) and the small file helpers the trainer shares (atomic whole-file
- * writes, reads, mkdir -p). */
+ * rank 0 only). The file helpers it uses are in fileio.c. */
 #include "train_impl.h"
 
 #include <errno.h>
@@ -27,139 +26,6 @@ struct train_metrics {
     FILE *jsonl;
     char csv_path[CSER_TRAIN_PATH + 32];
 };
-
-/* ---- file helpers ---- */
-
-static cser_status io_error(const char *what, const char *path)
-{
-    return cser_error(CSER_ERR_IO, "%s '%s': %s", what, path, strerror(errno));
-}
-
-/* fsync of the directory holding path, so that the rename itself is durable (best
- * effort: some file systems refuse to fsync directories). */
-static void sync_parent_dir(const char *path)
-{
-    char dir[CSER_TRAIN_PATH + 64];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(dir, sizeof dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
-/* Test hook: CSER_TEST_SLOW_CKPT=MS sleeps MS milliseconds between the complete,
- * fsynced temporary checkpoint and its rename, so that a test can kill the process
- * during a checkpoint write (scripts/kill-resume-check.sh). */
-static void test_slow_ckpt(const char *path)
-{
-    const char *e = getenv("CSER_TEST_SLOW_CKPT");
-    long ms = e ? strtol(e, NULL, 10) : 0;
-    if (ms > 0 && ms <= 60000 && strstr(path, TRAIN_CKPT_NAME)) {
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-}
-
-cser_status train_write_atomic(const char *path, const void *data, size_t bytes)
-{
-    char tmp[CSER_TRAIN_PATH + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return io_error("cannot create", tmp);
-    const char *p = data;
-    size_t left = bytes;
-    while (left > 0) {
-        ssize_t k = write(fd, p, left);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            cser_status s = io_error("cannot write", tmp);
-            close(fd);
-            unlink(tmp);
-            return s;
-        }
-        p += k;
-        left -= (size_t)k;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        cser_status s = io_error("cannot flush", tmp);
-        unlink(tmp);
-        return s;
-    }
-    test_slow_ckpt(path);
-    if (rename(tmp, path) != 0) {
-        cser_status s = io_error("cannot rename to", path);
-        unlink(tmp);
-        return s;
-    }
-    sync_parent_dir(path);
-    return CSER_OK;
-}
-
-cser_status train_read_file(const char *path, char **data, size_t *bytes)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return io_error("cannot open", path);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (n < cap)
-            break;
-        char *nb = realloc(buf, 2 * cap + 1);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf)
-        return cser_error(CSER_ERR_NOMEM, "reading '%s': out of memory", path);
-    if (err) {
-        free(buf);
-        return cser_error(CSER_ERR_IO, "cannot read '%s'", path);
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *bytes = n;
-    return CSER_OK;
-}
-
-cser_status train_mkdir_p(const char *path)
-{
-    char tmp[CSER_TRAIN_PATH];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
-        return cser_error(CSER_ERR_INVALID, "directory name too long: '%s'", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return io_error("cannot create directory", tmp);
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return io_error("cannot create directory", tmp);
-    struct stat st;
-    if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode))
-        return cser_error(CSER_ERR_IO, "'%s' exists and is not a directory", path);
-    return CSER_OK;
-}
 
 /* ---- resume: keep the rows up to the checkpoint's step ---- */
 
@@ -238,14 +104,14 @@ cser_status train_metrics_open(const char *dir, long resume_step, train_metrics 
         m->csv = fopen(m->csv_path, append ? "a" : "w");
         m->jsonl = fopen(jpath, append ? "a" : "w");
         if (!m->csv || !m->jsonl)
-            s = io_error("cannot open", m->csv ? jpath : m->csv_path);
+            s = train_io_error("cannot open", m->csv ? jpath : m->csv_path);
     }
     if (s == CSER_OK && !append) {
         for (int i = 0; train_metric_columns[i]; i++)
             fprintf(m->csv, "%s%s", i ? "," : "", train_metric_columns[i]);
         fprintf(m->csv, "\n");
         if (fflush(m->csv) != 0)
-            s = io_error("cannot write", m->csv_path);
+            s = train_io_error("cannot write", m->csv_path);
     }
     if (s != CSER_OK) {
         train_metrics_close(m);
@@ -299,7 +165,7 @@ cser_status train_metrics_write(train_metrics *m, const train_row *r)
     write_row(m->csv, r, 0);
     write_row(m->jsonl, r, 1);
     if (fflush(m->csv) != 0 || fflush(m->jsonl) != 0)
-        return io_error("cannot write", m->csv_path);
+        return train_io_error("cannot write", m->csv_path);
     return CSER_OK;
 }
 

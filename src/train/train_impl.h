@@ -40,12 +40,18 @@ void train_format_latency(double s, char *buf, size_t n);
 /* Dataset choices accepted by --dataset, NULL-terminated. */
 extern const char *const train_dataset_names[];
 
-/* ---- io helpers (metrics.c) ---- */
+/* ---- io helpers (fileio.c) ---- */
 
 /* Writes a whole file atomically: temp file, fflush, fsync, rename. */
 cser_status train_write_atomic(const char *path, const void *data, size_t bytes);
+/* The same, calling before_rename(path) (when not NULL) between the complete, fsynced
+ * temporary file and its rename (checkpoint.c's test hook). */
+cser_status train_write_atomic_hook(const char *path, const void *data, size_t bytes,
+                                    void (*before_rename)(const char *path));
 /* Reads a whole file (malloc'd, NUL-terminated); fails with CSER_ERR_IO naming it. */
 cser_status train_read_file(const char *path, char **data, size_t *bytes);
+/* CSER_ERR_IO with "WHAT 'PATH': strerror(errno)". */
+cser_status train_io_error(const char *what, const char *path);
 /* Creates a directory (and its parents) if missing. */
 cser_status train_mkdir_p(const char *path);
 
@@ -74,12 +80,6 @@ void train_metrics_close(train_metrics *m);
 
 /* Column names of metrics.csv, in order, NULL-terminated. */
 extern const char *const train_metric_columns[];
-
-/* ---- plot.c ---- */
-
-/* Draws DIR/curves.png from DIR/metrics.csv with gnuplot (temp + rename). Returns 0
- * when drawn, 1 when gnuplot is missing (a warning goes to log), -1 on failure. */
-int train_plot_curves(const char *dir, FILE *log);
 
 /* ---- progress.c ---- */
 

@@ -402,9 +402,8 @@ cser_status train_worker_run(const train_shared *sh, cser_comm_t *comm, int rank
         if (rank == 0)
             train_progress_end(&w.progress);
         if (rank == 0 && sh->cfg.out_dir[0] && (s == CSER_OK || s == CSER_ERR_DIVERGED)) {
-            train_metrics_close(w.metrics);
+            train_metrics_close(w.metrics); /* complete before the caller plots it */
             w.metrics = NULL;
-            train_plot_curves(sh->cfg.out_dir, sh->cfg.quiet ? NULL : sh->log);
         }
     }
     if (w.opt && rank == 0 && sh->result)

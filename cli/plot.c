@@ -1,9 +1,13 @@
 /* plot.c: curves.png of a run (test accuracy against epochs, against bytes moved per
  * worker, and against modeled time), drawn from metrics.csv by gnuplot (Debian
- * gnuplot-nox). Without gnuplot the plot is skipped with a warning; the image is drawn
- * to a temporary name and renamed, so a failed plot never looks complete. */
-#include "train_impl.h"
+ * gnuplot-nox). Plotting belongs to the CLI: the library writes metrics.csv and never
+ * starts a program. Without gnuplot the plot is skipped with a warning; with fewer
+ * than two evaluations (--eval-every 0) there is no curve and it says so; the image is
+ * drawn to a temporary name and renamed, so a failed plot never looks complete. */
+#include "cli.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -57,7 +61,32 @@ static int run_gnuplot(const char *term, const char *png, const char *csv)
     return (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0) ? 0 : -1;
 }
 
-int train_plot_curves(const char *dir, FILE *log)
+/* Rows of metrics.csv with a finite test accuracy (column 7); -1 if unreadable. */
+static int evaluated_rows(const char *csv)
+{
+    FILE *f = fopen(csv, "r");
+    if (!f)
+        return -1;
+    char line[4096];
+    int n = 0, first = 1;
+    while (fgets(line, sizeof line, f)) {
+        if (first) { /* the header */
+            first = 0;
+            continue;
+        }
+        char *p = line;
+        for (int col = 1; col < 7 && p; col++) {
+            p = strchr(p, ',');
+            p = p ? p + 1 : NULL;
+        }
+        if (p && isfinite(strtod(p, NULL)) && strncmp(p, "nan", 3) != 0)
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
+int cli_plot_curves(const char *dir, FILE *log)
 {
     if (!on_path("gnuplot")) {
         if (log)
@@ -71,10 +100,19 @@ int train_plot_curves(const char *dir, FILE *log)
                     "warning: curves.png skipped: the output path contains a quote\n");
         return -1;
     }
-    char png[CSER_TRAIN_PATH + 32], tmp[CSER_TRAIN_PATH + 32], csv[CSER_TRAIN_PATH + 32];
+    char png[4096 + 32], tmp[4096 + 32], csv[4096 + 32];
     snprintf(png, sizeof png, "%s/curves.png", dir);
     snprintf(tmp, sizeof tmp, "%s/curves.png.tmp", dir);
     snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
+    int rows = evaluated_rows(csv);
+    if (rows >= 0 && rows < 2) {
+        if (log)
+            fprintf(log,
+                    "note: curves.png not drawn: metrics.csv has %d evaluated row%s, "
+                    "nothing to plot (use --eval-every N for curves)\n",
+                    rows, rows == 1 ? "" : "s");
+        return 1;
+    }
     int rc = run_gnuplot("pngcairo", tmp, csv);
     if (rc != 0)
         rc = run_gnuplot("png", tmp, csv);
