@@ -1,6 +1,7 @@
 /* ratio.c: target overall compression ratio R_C -> method configuration, and the
- * nominal ratio of a configuration: the common driver and the rules the method rows
- * share (each row's for_ratio and nominal_ratio say which rule it follows).
+ * nominal ratio of a configuration: the driver over the method table (each row's
+ * for_ratio and nominal_ratio say which rule it follows; the shared rules are in
+ * ratio_rules.c).
  *
  * Overall ratio = dense bytes per step / expected wire bytes per step, counted in
  * BYTES (docs/algorithms.md, "Ratios"): a compressor's ratio is its byte ratio
@@ -44,7 +45,6 @@
  * powers of two) must stay ints, and H is capped at 1e9 by the spec parser too. */
 #define RATIO_MAX 1e9
 #define RATIO_TOL 0.05
-#define CSER_DEFAULT_H 16
 
 /* 1 if the nominal ratio is within the tolerance of rc; else an error saying so. */
 static cser_status check_reached(const cser_optim_config *c, double rc)
