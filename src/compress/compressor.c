@@ -16,7 +16,8 @@ static const cser_compressor_vtable *const registry[CSER_COMP_COUNT] = {
     [CSER_COMP_RANDK] = &cser_compressor_randk_vt,
     [CSER_COMP_TOPK] = &cser_compressor_topk_vt,
     [CSER_COMP_SIGN] = &cser_compressor_sign_vt,
-    [CSER_COMP_QSGD] = &cser_compressor_qsgd_vt};
+    [CSER_COMP_QSGD] = &cser_compressor_qsgd_vt,
+    [CSER_COMP_FRAGMENT] = &cser_compressor_fragment_vt};
 
 const cser_compressor_vtable *cser_compressor_vt(int kind)
 {
@@ -210,6 +211,8 @@ cser_status cser_compressor_select(cser_compressor_t *c, const cser_params *L,
     if (!draw || !out)
         return cser_error(CSER_ERR_INVALID, "cser_compressor_select: NULL argument");
     cser_support_clear(out);
+    if (c->vt->select_layout)
+        return c->vt->select_layout(c, L, draw, out);
     for (size_t i = 0; i < L->ntensors; i++)
         CSER_CHECK(c->vt->select_tensor(c, &L->tensors[i], i, draw, out));
     return CSER_OK;
