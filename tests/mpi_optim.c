@@ -160,6 +160,13 @@ static void test_backends_agree(void **state)
         "cser-fused:c1=grbs:4,c2=grbs:16,h=4",
         "csea:c=sign",
         "cser-pl:c1=qsgd:4,h=4",
+        /* issue 15: inner AdamW, outer Nesterov, the DiLoCo presets */
+        "ef-sgd:c=topk:8,inner=adamw",
+        "diloco:h=4",
+        "streaming-diloco:c=fragment:6,frags=2",
+        "qsparse:c=topk:4,h=3,inner=adamw,outer=nesterov,olr=0.8",
+        "cser:c1=topk:4,c2=randk:16,h=3,outer=nesterov",
+        "cser-fused:c1=grbs:4,c2=grbs:16,h=4,inner=adamw,outer=nesterov",
     };
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
         check_spec(specs[i]);

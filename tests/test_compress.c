@@ -70,7 +70,8 @@ static void test_spec_roundtrip(void **state)
         {"qsgd", "qsgd:16"}, {"qsgd:1", "qsgd:1"}, {"grbs:1.5", "grbs:1.5"},
         {"qsgd:16,bucket=512", "qsgd:16,bucket=512"},
         {"qsgd:bucket=64", "qsgd:16,bucket=64"},
-        {"qsgd:4,bucket=1", "qsgd:4,bucket=1"}};
+        {"qsgd:4,bucket=1", "qsgd:4,bucket=1"},
+        {"fragment", "fragment:100,frags=8"}, {"fragment:6,frags=2", "fragment:6,frags=2"}};
     for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
         cser_compressor_params p, q;
         char buf[128];
@@ -96,7 +97,8 @@ static void test_spec_roundtrip(void **state)
         assert_int_equal(cser_compressor_get_params(c)->kind, k);
         assert_int_equal(cser_compressor_allreduce_compatible(c),
                          k == CSER_COMP_IDENTITY || k == CSER_COMP_ZERO ||
-                             k == CSER_COMP_GRBS || k == CSER_COMP_RANDK);
+                             k == CSER_COMP_GRBS || k == CSER_COMP_RANDK ||
+                             k == CSER_COMP_FRAGMENT);
         cser_compressor_free(c);
     }
     assert_int_equal(cser_compressor_kind_from_name("nope"), -1);

@@ -570,6 +570,14 @@ static void test_state_blob(void **state)
         {"qsparse:c=grbs:4,h=2", "cser-fused:c1=grbs:4,c2=grbs:16,h=4", 1},
         {"ef-sgd:c=topk:8", "ef-sgd:c=topk:8,momentum=0.8", 1},
         {"local-sgd:h=3", "sgd", 1},
+        /* issue 15: AdamW's v and the outer optimizer's vectors resume bitwise */
+        {"diloco:h=3", "diloco:h=3,olr=0.5", 1},
+        {"streaming-diloco:c=fragment:4,frags=2", "streaming-diloco:c=fragment:4", 1},
+        {"cser:c1=topk:4,c2=grbs:16,h=4,inner=adamw,outer=nesterov",
+         "cser:c1=topk:4,c2=grbs:16,h=4,inner=adamw", 1},
+        {"cser-fused:c1=grbs:4,c2=grbs:16,h=4,outer=nesterov",
+         "cser-fused:c1=grbs:4,c2=grbs:16,h=4", 1},
+        {"ef-sgd:c=topk:8,inner=adamw", "ef-sgd:c=topk:8,inner=adamw,eps=1e-6", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         assert_cser_ok(cser_test_run_workers(1, blob_worker, &cases[i]));

@@ -15,8 +15,14 @@
  *                           per tensor
  *   qsgd:S,bucket=B         the same with one norm per bucket of B consecutive
  *                           elements of a tensor (the last bucket may be shorter)
+ *   fragment:H,frags=P      Streaming DiLoCo's fragments: the layers (tensors that
+ *                           share a name up to the last '.') go to P fragments,
+ *                           strided; at step t the fragments p with t mod H ==
+ *                           floor(p H / P) are selected whole, else nothing (H an
+ *                           integer >= 1, default 100; P default 8, at most the
+ *                           number of layers). Allreduce-compatible, byte ratio H.
  *
- * Allreduce-compatible compressors (identity, zero, grbs, randk) choose their support
+ * Allreduce-compatible compressors (identity, zero, grbs, randk, fragment) choose their support
  * from shared randomness only (cser_compressor_select), so every worker's C(v) has the
  * same support and the average travels as a dense slice of support-count floats in both
  * directions. The others (topk, sign, qsgd) produce per-worker messages that must be
@@ -45,6 +51,7 @@ typedef enum {
     CSER_COMP_TOPK,
     CSER_COMP_SIGN,
     CSER_COMP_QSGD,
+    CSER_COMP_FRAGMENT,
     CSER_COMP_COUNT
 } cser_compressor_kind;
 
@@ -57,6 +64,7 @@ typedef struct {
     int flat;     /* grbs: 1 = flattened wrapping-block variant                   */
     int levels;   /* qsgd: s >= 1 (default 16)                                    */
     size_t bucket; /* qsgd: elements per norm, >= 1; 0 = the whole tensor (default) */
+    int frags;    /* fragment: P >= 1 fragments (default 8); ratio = the period H   */
 } cser_compressor_params;
 
 /* The randomness of one compression: every call with a new step draws anew. */

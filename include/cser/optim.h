@@ -14,8 +14,11 @@
  *   cser-fused:c1=grbs:..,c2=grbs:..,h=H   the authors' fused GRBS form (fast path)
  *   csea:c=SPEC                      CSER with C2 = 0, H = 1
  *   cser-pl:c1=SPEC,h=H              CSER with C2 = 0
+ *   diloco[:h=H]                     local SGD + inner AdamW + outer Nesterov (H = 500)
+ *   streaming-diloco[:c=fragment:H,frags=P]   fragment syncs + AdamW + Nesterov
  * SPEC is a compressor spec (compressor.h), e.g. grbs:64 or topk:0.01. Common keys for
- * every method: momentum=, nesterov=0|1, wd=.
+ * every method: momentum=, nesterov=0|1, wd=, seed=, inner=sgd|adamw, beta1=, beta2=,
+ * eps=; local-model methods also take outer=none|nesterov, olr=, omom=.
  */
 #ifndef CSER_OPTIM_H
 #define CSER_OPTIM_H
@@ -41,6 +44,8 @@ typedef enum {
     CSER_METHOD_CSER_FUSED,
     CSER_METHOD_CSEA,
     CSER_METHOD_CSER_PL,
+    CSER_METHOD_DILOCO,
+    CSER_METHOD_STREAMING_DILOCO,
     CSER_METHOD_COUNT, /* built-in methods; kinds from CSER_METHOD_COUNT up to
                           cser_method_count() - 1 are methods registered at run time */
     CSER_METHOD_KIND_MAX = 255
@@ -58,7 +63,20 @@ typedef struct {
     int nesterov;           /* 1 = Nesterov look-ahead (default), 0 = heavy ball     */
     double weight_decay;    /* lambda, default 0, applied inside the momentum buffer */
     uint64_t seed;          /* shared randomness (GRBS blocks, random-k)             */
+    /* The inner (local) optimizer, docs/algorithms.md "Inner optimizers": SGD with
+     * momentum (the keys above) or AdamW (bias-corrected, decoupled weight decay wd). */
+    int inner;              /* CSER_INNER_SGD (default) or CSER_INNER_ADAMW          */
+    double beta1, beta2;    /* AdamW moments, default 0.9, 0.999                     */
+    double eps;             /* AdamW epsilon, default 1e-8                           */
+    /* The outer optimizer of local-model methods at their synchronization,
+     * docs/algorithms.md "Outer optimizer": none (default) or Nesterov momentum on
+     * the averaged pseudo-gradient of the synchronized coordinates. */
+    int outer;              /* CSER_OUTER_NONE (default) or CSER_OUTER_NESTEROV      */
+    double olr, omom;       /* outer learning rate and momentum, default 0.7, 0.9    */
 } cser_optim_config;
+
+enum { CSER_INNER_SGD = 0, CSER_INNER_ADAMW = 1 };
+enum { CSER_OUTER_NONE = 0, CSER_OUTER_NESTEROV = 1 };
 
 /* Communication phases, for statistics. */
 typedef enum {

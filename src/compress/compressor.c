@@ -147,6 +147,8 @@ cser_status cser_compressor_select(cser_compressor_t *c, const cser_params *L,
     if (!draw || !out)
         return cser_error(CSER_ERR_INVALID, "cser_compressor_select: NULL argument");
     cser_support_clear(out);
+    if (c->vt->select_layout)
+        return c->vt->select_layout(c, L, draw, out);
     for (size_t i = 0; i < L->ntensors; i++)
         CSER_CHECK(c->vt->select_tensor(c, &L->tensors[i], i, draw, out));
     return CSER_OK;

@@ -52,6 +52,11 @@ typedef struct {
      * max_tensor(t) bytes (validated content). */
     cser_status (*decode_tensor)(cser_compressor_t *c, const cser_tensor *t,
                                  const uint8_t *msg, float alpha, float *out);
+    /* Compatible, optional: the support of the whole layout, for a variant whose
+     * choice for one tensor depends on the others (fragment). NULL: select_tensor
+     * tensor by tensor. out is empty on entry. */
+    cser_status (*select_layout)(cser_compressor_t *c, const cser_params *L,
+                                 const cser_draw *draw, cser_support *out);
 } cser_compressor_vtable;
 
 /* Scratch space, grown lazily and reused (never shrinks until free). */
@@ -78,6 +83,7 @@ extern const cser_compressor_vtable cser_compressor_randk_vt;
 extern const cser_compressor_vtable cser_compressor_topk_vt;
 extern const cser_compressor_vtable cser_compressor_sign_vt;
 extern const cser_compressor_vtable cser_compressor_qsgd_vt;
+extern const cser_compressor_vtable cser_compressor_fragment_vt;
 
 /* The compressor table (registry.c): the variant of a kind, NULL if unknown. Adding
  * a compressor is one file with its vtable, one row there and one kind in

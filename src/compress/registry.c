@@ -10,7 +10,8 @@ static const cser_compressor_vtable *const registry[CSER_COMP_COUNT] = {
     [CSER_COMP_RANDK] = &cser_compressor_randk_vt,
     [CSER_COMP_TOPK] = &cser_compressor_topk_vt,
     [CSER_COMP_SIGN] = &cser_compressor_sign_vt,
-    [CSER_COMP_QSGD] = &cser_compressor_qsgd_vt};
+    [CSER_COMP_QSGD] = &cser_compressor_qsgd_vt,
+    [CSER_COMP_FRAGMENT] = &cser_compressor_fragment_vt};
 
 const cser_compressor_vtable *cser_compressor_vt(int kind)
 {

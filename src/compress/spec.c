@@ -46,6 +46,9 @@ cser_compressor_params cser_compressor_default_params(cser_compressor_kind kind)
     p.flat = 0;
     p.levels = 16;
     p.bucket = 0;
+    p.frags = 8;
+    if (kind == CSER_COMP_FRAGMENT)
+        p.ratio = 100.0;
     return p;
 }
 
@@ -118,5 +121,11 @@ cser_status cser_compressor_check_params(const cser_compressor_params *p)
     if (p->bucket > QSGD_MAX_BUCKET)
         return cser_error(CSER_ERR_INVALID, "%s: bucket %zu: expected 0 (whole tensor) "
                           "or 1..2^40", name, p->bucket);
+    if (p->kind == CSER_COMP_FRAGMENT &&
+        (p->ratio != floor(p->ratio) || p->ratio > 1e9 || p->frags < 1 ||
+         p->frags > 1000000))
+        return cser_error(CSER_ERR_INVALID, "%s: period %g, frags %d: expected an "
+                          "integer period 1 <= H <= 1e9 and 1 <= frags <= 1000000",
+                          name, p->ratio, p->frags);
     return CSER_OK;
 }

@@ -163,6 +163,10 @@ static cser_status reset_fused(cser_optim_t *o, const cser_draw *draw, float *g)
     cser_optim_sup_gather_diff(S, o->x, o->aux, g);
     CSER_CHECK(reduce_packed(o, g, S->count, CSER_PHASE_RESET));
     cser_optim_sup_reset(S, g, o->x, o->aux);
+    if (o->ob) { /* outer step on z (and x = z) on S: c' is the packed g */
+        cser_outer ko = cser_outer_make(o);
+        cser_outer_sup(&ko, S, g, o->ob, o->aux, o->x);
+    }
     return CSER_OK;
 }
 
@@ -181,12 +185,19 @@ static cser_status reset_psync(cser_optim_t *o, const cser_draw *draw, float *g)
     for (size_t i = 0; i < o->d; i++) /* x <- x - C1(e), C1(e) = e - rho1 */
         x[i] = g[i] == 0.0f ? z[i] : x[i] - ((x[i] - z[i]) - g[i]);
     CSER_CHECK(cser_psync_add_avg(ps, 1.0f, x));
-    return cser_psync_add_avg(ps, 1.0f, z);
+    CSER_CHECK(cser_psync_add_avg(ps, 1.0f, z));
+    if (o->ob) { /* outer step on z, x moved alike (e unchanged): c' dense in g */
+        cser_outer ko = cser_outer_make(o);
+        memset(g, 0, o->d * sizeof(float));
+        CSER_CHECK(cser_psync_add_avg(ps, 1.0f, g));
+        cser_outer_kern(&ko, g, o->ob, z, x, o->d);
+    }
+    return CSER_OK;
 }
 
 static cser_status cser_step(cser_optim_t *o, float *g, float lr)
 {
-    cser_lstep k = cser_lstep_make(&o->cfg, lr);
+    cser_lstep k = cser_lstep_make(o, lr);
     cser_draw d1 = cser_optim_draw(o, CSER_OPTIM_SALT_C1);
     cser_draw d2 = cser_optim_draw(o, CSER_OPTIM_SALT_C2);
     if (o->debug & CSER_OPTIM_DEBUG_SAME_DRAW)

@@ -31,6 +31,7 @@
 #include "optim/optim_impl.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     cser_compressor_t *c[2]; /* [0] = C1 (H-th steps), [1] = C2 (other steps) */
@@ -60,10 +61,28 @@ static void fused_fini(cser_optim_t *o)
     o->impl = NULL;
 }
 
+/* g: the averaged values on B (packed). c = g - os on B, then the outer step moves x
+ * on B, and os <- x there. */
+static void outer_on_block(cser_optim_t *o, const cser_support *B, float *g)
+{
+    size_t k = 0;
+    for (size_t r = 0; r < B->nruns; r++) {
+        size_t off = B->runs[r].off;
+        for (size_t i = 0; i < B->runs[r].len; i++, k++)
+            g[k] = g[k] - o->os[off + i];
+    }
+    cser_outer ko = cser_outer_make(o);
+    cser_outer_sup(&ko, B, g, o->ob, o->x, NULL);
+    for (size_t r = 0; r < B->nruns; r++) {
+        size_t off = B->runs[r].off, len = B->runs[r].len;
+        memcpy(o->os + off, o->x + off, len * sizeof(float));
+    }
+}
+
 static cser_status fused_step(cser_optim_t *o, float *g, float lr)
 {
     fused_impl *p = o->impl;
-    cser_lstep k = cser_lstep_make(&o->cfg, lr);
+    cser_lstep k = cser_lstep_make(o, lr);
     cser_kern_step(&k, o->x, o->m, g, o->d);
     int reset = o->step % (uint64_t)o->cfg.h == 0;
     cser_draw draw = cser_optim_draw(o, reset ? CSER_OPTIM_SALT_C1 : CSER_OPTIM_SALT_C2);
@@ -77,6 +96,8 @@ static cser_status fused_step(cser_optim_t *o, float *g, float lr)
     cser_optim_phase_end(o, reset ? CSER_PHASE_RESET : CSER_PHASE_UPDATE);
     CSER_CHECK(s);
     cser_optim_sup_scatter(B, g, o->x);
+    if (o->ob) /* outer step on B, from the last synchronized values o->os */
+        outer_on_block(o, B, g);
     return CSER_OK;
 }
 
@@ -123,6 +144,7 @@ static int fused_candidates(const cser_optim_config *c, double rc,
 
 const cser_optim_ops cser_ops_cser_fused = {
     .is_local = 1,
+    .outer_snapshot = 1,
     .init = fused_init,
     .step = fused_step,
     .fini = fused_fini,

@@ -23,7 +23,7 @@ static void ef_fini(cser_optim_t *o) { cser_optim_single_fini(o); }
 static cser_status ef_step(cser_optim_t *o, float *g, float lr)
 {
     cser_optim_single *p = o->impl;
-    cser_lstep k = cser_lstep_make(&o->cfg, lr);
+    cser_lstep k = cser_lstep_make(o, lr);
     cser_kern_accum(&k, o->x, o->m, g, o->aux, o->d);
     cser_draw draw = cser_optim_draw(o, CSER_OPTIM_SALT_C1);
     cser_optim_phase_begin(o);

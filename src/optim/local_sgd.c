@@ -7,21 +7,32 @@
  * deterministic allreduce gives every rank the same bits); momentum stays local and
  * is never averaged. State: x, m (2 vectors). H = 1 averages every step, which is not
  * SGD (momentum is applied before averaging) but has the same mean trajectory.
+ * With outer=nesterov the average goes through the outer optimizer (outer.c), which
+ * keeps the last synchronized model and the outer momentum (2 more vectors).
  */
 #include "optim/optim_impl.h"
 
 #include <math.h>
+#include <string.h>
 
 static cser_status local_sgd_step(cser_optim_t *o, float *g, float lr)
 {
-    cser_lstep k = cser_lstep_make(&o->cfg, lr);
+    cser_lstep k = cser_lstep_make(o, lr);
     cser_kern_step(&k, o->x, o->m, g, o->d);
     if (o->step % (uint64_t)o->cfg.h != 0)
         return CSER_OK;
     cser_optim_phase_begin(o);
     cser_status s = cser_comm_allreduce(o->comm, o->x, o->d, CSER_REDUCE_AVG);
     cser_optim_phase_end(o, CSER_PHASE_AVERAGE);
-    return s;
+    CSER_CHECK(s);
+    if (o->ob) { /* outer step: c = avg - previous synchronized model (g is scratch) */
+        cser_outer ko = cser_outer_make(o);
+        for (size_t i = 0; i < o->d; i++)
+            g[i] = o->x[i] - o->os[i];
+        cser_outer_kern(&ko, g, o->ob, o->x, NULL, o->d);
+        memcpy(o->os, o->x, o->d * sizeof(float));
+    }
+    return CSER_OK;
 }
 
 /* R_C = H: one full average per H steps. */
@@ -42,6 +53,7 @@ static double local_sgd_nominal(const cser_optim_config *c, const cser_params *L
 const cser_optim_ops cser_ops_local_sgd = {
     .is_local = 1,
     .step = local_sgd_step,
+    .outer_snapshot = 1,
 };
 
 const cser_optim_method cser_method_local_sgd = {

@@ -23,7 +23,9 @@
     X(cser)                                                                          \
     X(cser_fused)                                                                    \
     X(csea)                                                                          \
-    X(cser_pl)
+    X(cser_pl)                                                                       \
+    X(diloco)                                                                        \
+    X(streaming_diloco)
 
 #define DECLARE_ROW(n) extern const cser_optim_method cser_method_##n;
 CSER_OPTIM_TABLE(DECLARE_ROW)

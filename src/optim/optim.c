@@ -12,7 +12,9 @@
  *   24      8     layout fingerprint (cser_params_fingerprint)
  *   32      8     d
  *   40      8     step counter t
- *   48      4     number of vectors V (x, m, then aux, aux2 when the method has them)
+ *   48      4     number of vectors V (x, m, then aux, aux2 when the method has them,
+ *                 then v with inner=adamw, then the outer momentum and, for methods
+ *                 without a synchronized model, its snapshot, with outer=nesterov)
  *   52      4     zero
  *   56      256   the formatted configuration, NUL-padded (for error messages)
  *   312     4*d*V the vectors, in that order
@@ -21,6 +23,9 @@
  * (seed, step, salt, rank) (counter-based generator, rng.h), and the step is saved.
  * Statistics are not part of the state. Load checks every header field and the size
  * before it writes anything, so a failed load leaves the optimizer unchanged.
+ * The inner and outer optimizers' vectors only exist for configurations that name
+ * them (inner=adamw, outer=nesterov), whose formatted text, and so fingerprint, no
+ * earlier library wrote: states of version 1 from before them read as they did.
  */
 #include "optim/optim_impl.h"
 
@@ -72,13 +77,25 @@ static cser_status alloc_vectors(cser_optim_t *o, const float *x0)
         o->aux = cser_alloc_floats(o->d);
     if (o->meth->ops->has_aux2)
         o->aux2 = cser_alloc_floats(o->d);
+    int adamw = o->cfg.inner == CSER_INNER_ADAMW;
+    int outer = o->cfg.outer == CSER_OUTER_NESTEROV;
+    int snap = outer && o->meth->ops->outer_snapshot;
+    if (adamw)
+        o->v = cser_alloc_floats(o->d);
+    if (outer)
+        o->ob = cser_alloc_floats(o->d);
+    if (snap)
+        o->os = cser_alloc_floats(o->d);
     if (!o->x || !o->m || (o->meth->ops->has_aux && !o->aux) ||
-        (o->meth->ops->has_aux2 && !o->aux2))
+        (o->meth->ops->has_aux2 && !o->aux2) || (adamw && !o->v) || (outer && !o->ob) ||
+        (snap && !o->os))
         return cser_error(CSER_ERR_NOMEM, "cser_optim_create: cannot allocate %zu floats",
                           o->d);
     memcpy(o->x, x0, o->d * sizeof(float));
     if (o->aux2)
         memcpy(o->aux2, x0, o->d * sizeof(float));
+    if (o->os)
+        memcpy(o->os, x0, o->d * sizeof(float));
     return CSER_OK;
 }
 
@@ -122,6 +139,9 @@ void cser_optim_free(cser_optim_t *o)
     cser_free_floats(o->m);
     cser_free_floats(o->aux);
     cser_free_floats(o->aux2);
+    cser_free_floats(o->v);
+    cser_free_floats(o->ob);
+    cser_free_floats(o->os);
     cser_params_free(&o->L);
     free(o);
 }
@@ -205,9 +225,22 @@ cser_status cser_optim_eval_model(cser_optim_t *o, float *out)
 
 /* ---- state blob ---- */
 
+/* The vectors of the state blob, in blob order; absent ones are NULL. */
+#define STATE_MAXVEC 7
+static void state_vecs(const cser_optim_t *o, float *out[STATE_MAXVEC])
+{
+    float *v[STATE_MAXVEC] = {o->x, o->m, o->aux, o->aux2, o->v, o->ob, o->os};
+    memcpy(out, v, sizeof v);
+}
+
 static uint32_t state_nvec(const cser_optim_t *o)
 {
-    return 2u + (o->aux ? 1u : 0u) + (o->aux2 ? 1u : 0u);
+    float *v[STATE_MAXVEC];
+    state_vecs(o, v);
+    uint32_t n = 0;
+    for (int i = 0; i < STATE_MAXVEC; i++)
+        n += v[i] != NULL;
+    return n;
 }
 
 size_t cser_optim_state_size(const cser_optim_t *o)
@@ -246,9 +279,10 @@ cser_status cser_optim_save(const cser_optim_t *o, void *buf, size_t cap,
     memset(text, 0, sizeof text);
     cser_optim_format(&o->cfg, text, sizeof text);
     put(b, 56, text, sizeof text);
-    const float *vecs[4] = {o->x, o->m, o->aux, o->aux2};
+    float *vecs[STATE_MAXVEC];
+    state_vecs(o, vecs);
     size_t off = STATE_HEADER_BYTES, vb = o->d * sizeof(float);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < STATE_MAXVEC; i++)
         if (vecs[i]) {
             put(b, off, vecs[i], vb);
             off += vb;
@@ -331,9 +365,10 @@ cser_status cser_optim_load(cser_optim_t *o, const void *buf, size_t bytes)
     CSER_CHECK(read_header(buf, bytes, &h));
     CSER_CHECK(check_header(o, &h, bytes));
     const unsigned char *b = buf;
-    float *vecs[4] = {o->x, o->m, o->aux, o->aux2};
+    float *vecs[STATE_MAXVEC];
+    state_vecs(o, vecs);
     size_t off = STATE_HEADER_BYTES, vb = o->d * sizeof(float);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < STATE_MAXVEC; i++)
         if (vecs[i]) {
             memcpy(vecs[i], b + off, vb);
             off += vb;

@@ -42,6 +42,10 @@ struct cser_optim {
     float *m;                       /* [d] momentum m_i                              */
     float *aux;                     /* [d] z (cser), e (ef-sgd, qsparse), or NULL    */
     float *aux2;                    /* [d] x_hat (qsparse) or NULL                   */
+    float *v;                       /* [d] AdamW second moment (inner=adamw) or NULL */
+    float *ob;                      /* [d] outer momentum (outer=nesterov) or NULL   */
+    float *os;                      /* [d] synchronized model of methods that keep   */
+                                    /* none (ops.outer_snapshot, outer=nesterov)     */
     cser_optim_stats stats;         /* per-phase counters                            */
     cser_comm_stats mark;           /* communicator counters at the phase start      */
     unsigned debug;                 /* CSER_OPTIM_DEBUG_* bits                       */
@@ -63,18 +67,29 @@ enum {
     CSER_KEY_NESTEROV,
     CSER_KEY_WD,
     CSER_KEY_SEED,
+    CSER_KEY_INNER,
+    CSER_KEY_BETA1,
+    CSER_KEY_BETA2,
+    CSER_KEY_EPS,
+    CSER_KEY_OUTER,
+    CSER_KEY_OLR,
+    CSER_KEY_OMOM,
     CSER_KEY_COUNT
 };
 #define CSER_KEY_BIT(k) (1u << (k))
 #define CSER_KEYS_COMP (CSER_KEY_BIT(CSER_KEY_C) | CSER_KEY_BIT(CSER_KEY_C1) | \
                         CSER_KEY_BIT(CSER_KEY_C2))
+/* The outer optimizer's keys: every local-model method (ops.is_local) takes them. */
+#define CSER_KEYS_OUTER (CSER_KEY_BIT(CSER_KEY_OUTER) | CSER_KEY_BIT(CSER_KEY_OLR) | \
+                         CSER_KEY_BIT(CSER_KEY_OMOM))
 
 typedef enum {
     CSER_KEYT_COMP,   /* char[CSER_SPEC_MAX], a compressor spec (canonical) */
     CSER_KEYT_PERIOD, /* int in [1, 1e9]                                   */
     CSER_KEYT_DOUBLE, /* double (ranges: cser_optim_validate)              */
     CSER_KEYT_BOOL,   /* int, 0 or 1                                       */
-    CSER_KEYT_U64     /* uint64_t                                          */
+    CSER_KEYT_U64,    /* uint64_t                                          */
+    CSER_KEYT_CHOICE  /* int, the index of the value in the row's choices  */
 } cser_optim_key_type;
 
 typedef struct {
@@ -84,7 +99,12 @@ typedef struct {
     int common;               /* 1: every method takes it                       */
     int omit_default;         /* 1: format leaves it out when it has its default */
     const char *role;         /* compressors: "the reset compressor C1"         */
+    const char *const *choices; /* CHOICE: the values, NULL-terminated          */
 } cser_optim_key;
+
+/* All the keys a method takes: its own, the common ones and, for a local-model
+ * method, the outer optimizer's (spec.c). */
+unsigned cser_optim_method_keys(const cser_optim_method *m);
 
 extern const cser_optim_key cser_optim_keys[CSER_KEY_COUNT];
 
@@ -110,6 +130,9 @@ typedef struct {
      * zeros (ERROR) and x (SYNCED). */
     void (*error)(const cser_optim_t *o, float *out);
     void (*synced)(const cser_optim_t *o, float *out);
+    /* 1: with outer=nesterov, optim.c allocates o->os (a copy of x0) for a method
+     * that keeps no synchronized model of its own (local-sgd, cser-fused). */
+    int outer_snapshot;
 } cser_optim_ops;
 
 /* A method: one row of the method table (methods.c), the single place that knows it.
@@ -160,17 +183,29 @@ extern const cser_optim_ops cser_ops_cser; /* cser, csea, cser-pl */
 extern const cser_optim_ops cser_ops_cser_fused;
 
 /* ---- the local step (docs/algorithms.md), shared by every method: step_kernels.c ----
+ * SGD (inner=sgd):
  *   m <- beta*m + g + lambda*x;  u = beta*m + g (Nesterov) or m;  Delta = lr*u
+ * AdamW (inner=adamw), t = the step counter:
+ *   m <- b1*m + (1-b1)*g;  v <- b2*v + (1-b2)*g*g
+ *   Delta = lr*((m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) + lambda*x)
  * Every kernel evaluates these expressions in this order, so that every code path
- * (fused or general) produces the same bits for the same inputs. */
+ * (fused or general) produces the same bits for the same inputs. The kernels take the
+ * first moment m at some offset of o->m; AdamW's v is read at the same offset of o->v
+ * (v0 + (m - m0)), so the kernels' signatures do not depend on the inner optimizer. */
 typedef struct {
     float beta;   /* momentum                 */
     float wd;     /* weight decay lambda      */
     float lr;     /* learning rate of the step */
     int nesterov; /* 1 = look-ahead            */
+    int adamw;    /* 1 = inner AdamW           */
+    float b1, b2, omb1, omb2, bc1, bc2, eps; /* AdamW: betas, 1 - betas, bias
+                                                corrections 1 - beta^t, epsilon */
+    const float *m0; /* AdamW: o->m          */
+    float *v0;       /* AdamW: o->v          */
 } cser_lstep;
 
-cser_lstep cser_lstep_make(const cser_optim_config *cfg, float lr);
+/* The local step of optimizer o at its current step (o->step, already incremented). */
+cser_lstep cser_lstep_make(const cser_optim_t *o, float lr);
 
 /* x <- x - Delta over [0, n). */
 void cser_kern_step(const cser_lstep *k, float *x, float *m, const float *g, size_t n);
@@ -196,6 +231,28 @@ void cser_optim_sup_sub(const cser_support *sup, const float *c, float *x, float
 void cser_optim_sup_reset(const cser_support *sup, const float *c, float *x, float *z);
 /* On the runs: x = c (unpack). */
 void cser_optim_sup_scatter(const cser_support *sup, const float *c, float *x);
+
+/* ---- the outer optimizer (docs/algorithms.md, "Outer optimizer"): outer.c ----
+ * At a synchronization that moves the synchronized model y by the averaged c (today's
+ * behaviour: y <- y + c on the synchronized coordinates), the pseudo-gradient is
+ * Delta = -c and Nesterov momentum gives
+ *   b <- omom*b + Delta;  y <- y_prev - olr*(Delta + omom*b)
+ * evaluated as  y <- (y_prev + c) - corr,  corr = (olr*omom)*b + (olr - 1)*Delta,
+ * and y is left as it is where corr is zero: olr = 1, omom = 0 gives today's bits. */
+typedef struct {
+    float omom; /* outer momentum          */
+    float kb;   /* olr * omom              */
+    float ko;   /* olr - 1                 */
+} cser_outer;
+
+/* Only when o->cfg.outer is nesterov (then o->ob exists). */
+cser_outer cser_outer_make(const cser_optim_t *o);
+/* Over [0, n): b <- omom*b - c; corr; y -= corr, and y2 -= corr when y2 != NULL. */
+void cser_outer_kern(const cser_outer *k, const float *c, float *b, float *y, float *y2,
+                     size_t n);
+/* The same on the runs of sup, c packed in run order (y, y2, b: full vectors). */
+void cser_outer_sup(const cser_outer *k, const cser_support *sup, const float *c,
+                    float *b, float *y, float *y2);
 
 /* ---- shared by the method files: method_util.c ---- */
 /* Snapshot the communicator counters; phase_end adds the difference to `phase`. */

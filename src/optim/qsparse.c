@@ -21,7 +21,8 @@ static cser_status qs_init(cser_optim_t *o) { return cser_optim_single_init(o, "
 
 static void qs_fini(cser_optim_t *o) { cser_optim_single_fini(o); }
 
-static cser_status qs_sync(cser_optim_t *o)
+/* g: the caller's gradient buffer, scratch here. */
+static cser_status qs_sync(cser_optim_t *o, float *g)
 {
     cser_optim_single *p = o->impl;
     float *x = o->x, *e = o->aux, *xh = o->aux2;
@@ -34,17 +35,23 @@ static cser_status qs_sync(cser_optim_t *o)
     CSER_CHECK(s);
     CSER_CHECK(cser_psync_residual(p->ps, e));
     CSER_CHECK(cser_psync_add_avg(p->ps, 1.0f, xh));
+    if (o->ob) { /* outer step on x_hat: c = avg_j C(e_j), the pseudo-gradient -c */
+        cser_outer ko = cser_outer_make(o);
+        memset(g, 0, o->d * sizeof(float));
+        CSER_CHECK(cser_psync_add_avg(p->ps, 1.0f, g));
+        cser_outer_kern(&ko, g, o->ob, xh, NULL, o->d);
+    }
     memcpy(x, xh, o->d * sizeof(float));
     return CSER_OK;
 }
 
 static cser_status qs_step(cser_optim_t *o, float *g, float lr)
 {
-    cser_lstep k = cser_lstep_make(&o->cfg, lr);
+    cser_lstep k = cser_lstep_make(o, lr);
     cser_kern_step(&k, o->x, o->m, g, o->d);
     if (o->step % (uint64_t)o->cfg.h != 0)
         return CSER_OK;
-    return qs_sync(o);
+    return qs_sync(o, g);
 }
 
 static void qs_error(const cser_optim_t *o, float *out)

@@ -16,7 +16,7 @@ static cser_status sgd_step(cser_optim_t *o, float *g, float lr)
     cser_status s = cser_comm_allreduce(o->comm, g, o->d, CSER_REDUCE_AVG);
     cser_optim_phase_end(o, CSER_PHASE_UPDATE);
     CSER_CHECK(s);
-    cser_lstep k = cser_lstep_make(&o->cfg, lr);
+    cser_lstep k = cser_lstep_make(o, lr);
     cser_kern_step(&k, o->x, o->m, g, o->d);
     return CSER_OK;
 }

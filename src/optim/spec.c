@@ -27,6 +27,11 @@ static unsigned common_keys(void)
     return m;
 }
 
+unsigned cser_optim_method_keys(const cser_optim_method *m)
+{
+    return m->keys | common_keys() | (m->ops->is_local ? CSER_KEYS_OUTER : 0u);
+}
+
 static void *field(cser_optim_config *c, int key)
 {
     return (char *)c + cser_optim_keys[key].offset;
@@ -57,6 +62,13 @@ cser_optim_config cser_optim_default_config(cser_method_kind kind)
     c.nesterov = 1;
     c.weight_decay = 0.0;
     c.seed = 1;
+    c.inner = CSER_INNER_SGD;
+    c.beta1 = 0.9;
+    c.beta2 = 0.999;
+    c.eps = 1e-8;
+    c.outer = CSER_OUTER_NONE;
+    c.olr = 0.7;
+    c.omom = 0.9;
     const cser_optim_method *m = cser_optim_method_of((int)kind);
     if (m && m->defaults)
         m->defaults(&c);
@@ -117,6 +129,23 @@ static cser_status parse_u64(const char *key, const char *v, uint64_t *out)
     return CSER_OK;
 }
 
+/* A value of a CHOICE key: its index in the row's choices. */
+static cser_status parse_choice(const cser_optim_key *k, const char *v, int *out)
+{
+    for (int i = 0; k->choices[i]; i++)
+        if (strcmp(v, k->choices[i]) == 0) {
+            *out = i;
+            return CSER_OK;
+        }
+    char list[96] = "";
+    for (int i = 0; k->choices[i]; i++) {
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s%s", i ? "|" : "", k->choices[i]);
+    }
+    return cser_error(CSER_ERR_INVALID, "optimizer spec: %s=%s: expected %s", k->name, v,
+                      list);
+}
+
 /* A compressor value: kind_only when it is a bare name of a kind with a ratio. */
 static cser_status set_comp(const char *key, const char *v, char *dst, int *kind_only)
 {
@@ -154,6 +183,8 @@ static cser_status set_key(cser_optim_config *c, int key, const char *v, int *ki
         *(int *)field(c, key) = (int)n;
         return CSER_OK;
     case CSER_KEYT_U64: return parse_u64(kn, v, field(c, key));
+    case CSER_KEYT_CHOICE:
+        return parse_choice(&cser_optim_keys[key], v, field(c, key));
     }
     return cser_error(CSER_ERR_INTERNAL, "optimizer spec: key %d", key);
 }
@@ -190,9 +221,9 @@ static cser_status parse_item(cser_optim_config *c, const char *s, size_t n,
 {
     int key = key_at(s, n);
     const cser_optim_method *m = cser_optim_method_of((int)c->kind);
-    unsigned ok = m->keys | common_keys();
+    unsigned ok = cser_optim_method_keys(m);
     if (key < 0 || !(ok & (1u << key))) {
-        char keys[160];
+        char keys[256];
         list_keys(ok, keys, sizeof keys);
         const char *eq = memchr(s, '=', n);
         int kl = eq ? (int)(eq - s) : (int)n;
@@ -283,6 +314,53 @@ static cser_status need_comp(const cser_optim_config *c, const char *name, int k
     return CSER_OK;
 }
 
+/* The inner and outer optimizers' keys (docs/algorithms.md). A key that only means
+ * something with inner=adamw or outer=nesterov may not differ from its default
+ * otherwise: it would be silently ignored. */
+static cser_status validate_inner_outer(const cser_optim_config *c,
+                                        const cser_optim_method *m)
+{
+    if (c->inner != CSER_INNER_SGD && c->inner != CSER_INNER_ADAMW)
+        return cser_error(CSER_ERR_INVALID, "%s: inner must be sgd or adamw, found %d",
+                          m->name, c->inner);
+    if (c->outer != CSER_OUTER_NONE && c->outer != CSER_OUTER_NESTEROV)
+        return cser_error(CSER_ERR_INVALID,
+                          "%s: outer must be none or nesterov, found %d", m->name,
+                          c->outer);
+    if (c->outer != CSER_OUTER_NONE && !m->ops->is_local)
+        return cser_error(CSER_ERR_INVALID,
+                          "%s: outer=nesterov needs a local-model method (its workers' "
+                          "models must differ between synchronizations)",
+                          m->name);
+    if (!(c->beta1 >= 0.0 && c->beta1 < 1.0))
+        return cser_error(CSER_ERR_INVALID, "%s: beta1 must be in [0, 1), found %g",
+                          m->name, c->beta1);
+    if (!(c->beta2 >= 0.0 && c->beta2 < 1.0))
+        return cser_error(CSER_ERR_INVALID, "%s: beta2 must be in [0, 1), found %g",
+                          m->name, c->beta2);
+    if (!(c->eps > 0.0 && isfinite(c->eps)))
+        return cser_error(CSER_ERR_INVALID, "%s: eps must be > 0, found %g", m->name,
+                          c->eps);
+    if (!(c->olr > 0.0 && isfinite(c->olr)))
+        return cser_error(CSER_ERR_INVALID, "%s: olr must be > 0, found %g", m->name,
+                          c->olr);
+    if (!(c->omom >= 0.0 && c->omom < 1.0))
+        return cser_error(CSER_ERR_INVALID, "%s: omom must be in [0, 1), found %g",
+                          m->name, c->omom);
+    cser_optim_config d = cser_optim_default_config(c->kind);
+    if (c->inner != CSER_INNER_ADAMW &&
+        (c->beta1 != d.beta1 || c->beta2 != d.beta2 || c->eps != d.eps))
+        return cser_error(CSER_ERR_INVALID,
+                          "%s: beta1, beta2 and eps are AdamW's: they need inner=adamw",
+                          m->name);
+    if (c->outer != CSER_OUTER_NESTEROV && (c->olr != d.olr || c->omom != d.omom))
+        return cser_error(CSER_ERR_INVALID,
+                          "%s: olr and omom are the outer optimizer's: they need "
+                          "outer=nesterov",
+                          m->name);
+    return CSER_OK;
+}
+
 cser_status cser_optim_validate(const cser_optim_config *c)
 {
     const cser_optim_method *m = cser_optim_method_of((int)c->kind);
@@ -301,6 +379,7 @@ cser_status cser_optim_validate(const cser_optim_config *c)
     if (c->nesterov != 0 && c->nesterov != 1)
         return cser_error(CSER_ERR_INVALID, "%s: nesterov must be 0 or 1, found %d",
                           m->name, c->nesterov);
+    CSER_CHECK(validate_inner_outer(c, m));
     for (int k = 0; k < CSER_KEY_COUNT; k++)
         if ((m->keys & CSER_KEY_BIT(k)) && cser_optim_keys[k].type == CSER_KEYT_COMP)
             CSER_CHECK(need_comp(c, m->name, k));
@@ -326,6 +405,7 @@ static int is_default(const cser_optim_config *c, const cser_optim_config *d, in
     case CSER_KEYT_BOOL: return *(const int *)a == *(const int *)b;
     case CSER_KEYT_DOUBLE: return *(const double *)a == *(const double *)b;
     case CSER_KEYT_U64: return *(const uint64_t *)a == *(const uint64_t *)b;
+    case CSER_KEYT_CHOICE: return *(const int *)a == *(const int *)b;
     }
     return 0;
 }
@@ -344,6 +424,8 @@ static int format_key(const cser_optim_config *c, int key, char *buf, size_t n)
         return snprintf(buf, n, "%s=%s", kn, num);
     case CSER_KEYT_U64:
         return snprintf(buf, n, "%s=%llu", kn, (unsigned long long)*(const uint64_t *)v);
+    case CSER_KEYT_CHOICE:
+        return snprintf(buf, n, "%s=%s", kn, cser_optim_keys[key].choices[*(const int *)v]);
     }
     return 0;
 }
@@ -356,7 +438,7 @@ int cser_optim_format(const cser_optim_config *c, char *buf, size_t n)
     if (!m)
         return snprintf(buf, n, "unknown");
     cser_optim_config d = cser_optim_default_config(c->kind);
-    unsigned mask = m->keys | common_keys();
+    unsigned mask = cser_optim_method_keys(m);
     size_t used = (size_t)snprintf(buf, n, "%s", m->name);
     char sep = ':';
     for (int k = 0; k < CSER_KEY_COUNT; k++) {

@@ -7,6 +7,11 @@
  *     u  = beta*m + g              (Nesterov; heavy ball: u = m)
  *     Delta = lr*u
  *
+ * or, with inner=adamw (t = the step counter, bias corrections bc = 1 - beta^t):
+ *
+ *     m <- b1*m + (1-b1)*g;  v <- b2*v + (1-b2)*(g*g)
+ *     Delta = lr*((m/bc1) / (sqrt(v/bc2) + eps) + lambda*x)
+ *
  * Each kernel makes one pass over its vectors. The Nesterov flag is tested outside
  * the loops so that they vectorize. With -ffp-contract=off every kernel computes the
  * same bits for Delta, whichever method or code path calls it: that is what lets the
@@ -14,13 +19,32 @@
  */
 #include "optim/optim_impl.h"
 
-cser_lstep cser_lstep_make(const cser_optim_config *cfg, float lr)
+#include <math.h>
+#include <string.h>
+
+cser_lstep cser_lstep_make(const cser_optim_t *o, float lr)
 {
+    const cser_optim_config *cfg = &o->cfg;
     cser_lstep k;
+    memset(&k, 0, sizeof k);
     k.beta = (float)cfg->momentum;
     k.wd = (float)cfg->weight_decay;
     k.lr = lr;
     k.nesterov = cfg->nesterov != 0;
+    k.adamw = cfg->inner == CSER_INNER_ADAMW;
+    if (k.adamw) {
+        /* Bias corrections in double, rounded once: the same on every worker. */
+        double t = (double)o->step;
+        k.b1 = (float)cfg->beta1;
+        k.b2 = (float)cfg->beta2;
+        k.omb1 = (float)(1.0 - cfg->beta1);
+        k.omb2 = (float)(1.0 - cfg->beta2);
+        k.bc1 = (float)(1.0 - pow(cfg->beta1, t));
+        k.bc2 = (float)(1.0 - pow(cfg->beta2, t));
+        k.eps = (float)cfg->eps;
+        k.m0 = o->m;
+        k.v0 = o->v;
+    }
     return k;
 }
 
@@ -33,12 +57,30 @@ cser_lstep cser_lstep_make(const cser_optim_config *cfg, float lr)
     float mi = (beta * m[i] + g[i]) + wd * x[i];                              \
     m[i] = mi;                                                                \
     float delta = lr * mi
+/* AdamW (decoupled weight decay: lambda*x is outside the moments). */
+#define LSTEP_ADAMW(i)                                                        \
+    float gi = g[i];                                                          \
+    float mi = b1 * m[i] + omb1 * gi;                                         \
+    float vi = b2 * v[i] + omb2 * (gi * gi);                                  \
+    m[i] = mi;                                                                \
+    v[i] = vi;                                                                \
+    float delta = lr * ((mi / bc1) / (sqrtf(vi / bc2) + eps) + wd * x[i])
+#define ADAMW_LOCALS(k, m)                                                    \
+    const float b1 = (k)->b1, b2 = (k)->b2, omb1 = (k)->omb1, omb2 = (k)->omb2; \
+    const float bc1 = (k)->bc1, bc2 = (k)->bc2, eps = (k)->eps;               \
+    float *restrict v = (k)->v0 + ((m) - (k)->m0)
 
 void cser_kern_step(const cser_lstep *k, float *restrict x, float *restrict m,
                     const float *restrict g, size_t n)
 {
     const float beta = k->beta, wd = k->wd, lr = k->lr;
-    if (k->nesterov) {
+    if (k->adamw) {
+        ADAMW_LOCALS(k, m);
+        for (size_t i = 0; i < n; i++) {
+            LSTEP_ADAMW(i);
+            x[i] = x[i] - delta;
+        }
+    } else if (k->nesterov) {
         for (size_t i = 0; i < n; i++) {
             LSTEP_NESTEROV(i);
             x[i] = x[i] - delta;
@@ -55,7 +97,13 @@ void cser_kern_delta(const cser_lstep *k, const float *restrict x, float *restri
                      float *restrict g, size_t n)
 {
     const float beta = k->beta, wd = k->wd, lr = k->lr;
-    if (k->nesterov) {
+    if (k->adamw) {
+        ADAMW_LOCALS(k, m);
+        for (size_t i = 0; i < n; i++) {
+            LSTEP_ADAMW(i);
+            g[i] = delta;
+        }
+    } else if (k->nesterov) {
         for (size_t i = 0; i < n; i++) {
             LSTEP_NESTEROV(i);
             g[i] = delta;
@@ -72,7 +120,13 @@ void cser_kern_accum(const cser_lstep *k, const float *restrict x, float *restri
                      const float *restrict g, float *restrict e, size_t n)
 {
     const float beta = k->beta, wd = k->wd, lr = k->lr;
-    if (k->nesterov) {
+    if (k->adamw) {
+        ADAMW_LOCALS(k, m);
+        for (size_t i = 0; i < n; i++) {
+            LSTEP_ADAMW(i);
+            e[i] = e[i] + delta;
+        }
+    } else if (k->nesterov) {
         for (size_t i = 0; i < n; i++) {
             LSTEP_NESTEROV(i);
             e[i] = e[i] + delta;
@@ -91,7 +145,13 @@ void cser_kern_pack_delta(const cser_lstep *k, const float *restrict x,
                           float *restrict m, const float *g, float *dst, size_t n)
 {
     const float beta = k->beta, wd = k->wd, lr = k->lr;
-    if (k->nesterov) {
+    if (k->adamw) {
+        ADAMW_LOCALS(k, m);
+        for (size_t i = 0; i < n; i++) {
+            LSTEP_ADAMW(i);
+            dst[i] = delta;
+        }
+    } else if (k->nesterov) {
         for (size_t i = 0; i < n; i++) {
             LSTEP_NESTEROV(i);
             dst[i] = delta;

@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+# Issue 15, item 5: DiLoCo and Streaming DiLoCo against CSER, CSER-PL and EF-SGD at
+# equal total bytes, through the `cser` CLI, resumably.
+"""Usage: experiments/run_diloco.py [--phase P ...] [--deadline HH:MM] [--dry-run]
+
+Phases (in priority order): s1 (seed 1), lr (the other inner learning rate where the
+seed-1 run diverged or is the worse of the two), seeds (seeds 2 and 3 at the chosen
+learning rate). Protocol: the cnn on Fashion-MNIST, 8 workers, batch 16, EPOCHS
+epochs, cosine schedule (the time-to-accuracy workload of its own issue is to replace
+it once it lands); methods diloco, streaming-diloco, cser, cser-pl, ef-sgd at R_C 256
+and 1024 (`--rc`: the same total bytes for every method at a ratio), each with inner
+SGD and inner AdamW. DiLoCo's H = R_C; Streaming DiLoCo's fragment period H = R_C.
+
+Each run writes experiments/runs/diloco/<name>/ (config.json, metrics.csv, exit.txt).
+A run whose metrics.csv ends with a `final` or `diverged` row is skipped, so the script
+can be stopped (kill) and started again; an unfinished run is redone from scratch. No
+new run starts after --deadline (UTC). Tables: experiments/report.py reads the same
+run directories (config.json + metrics.csv), as for the other studies.
+"""
+import csv
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CSER = os.path.join(ROOT, "build", "cser")
+RUNS = os.path.join(ROOT, "experiments", "runs", "diloco")
+
+EPOCHS = "4"
+COMMON = ["--model", "cnn", "--dataset", "fashion-mnist", "--workers", "8",
+          "--batch", "16", "--epochs", EPOCHS, "--eval-every", "117",
+          "--warmup", "0.1", "--lr-schedule", "cosine", "--quiet"]
+METHODS = ["diloco", "streaming-diloco", "cser", "cser-pl", "ef-sgd"]
+RCS = (256, 1024)
+# inner optimizer -> (first lr, second lr tried in phase lr)
+LRS = {"sgd": ("0.05", "0.025"), "adamw": ("0.001", "0.0003")}
+SEEDS = (1, 2, 3)
+
+
+def spec(method, inner):
+    """The --method value: the presets default to AdamW, the others to SGD."""
+    preset = method in ("diloco", "streaming-diloco")
+    if inner == "adamw" and not preset:
+        return method + ":inner=adamw"
+    if inner == "sgd" and preset:
+        return method + ":inner=sgd"
+    return method
+
+
+def name(method, inner, rc, lr, seed):
+    return "%s-%s-rc%d-lr%s-s%d" % (method, inner, rc, lr, seed)
+
+
+def status(run_dir):
+    """'final', 'diverged', or None (not run or unfinished), and the last accuracy."""
+    try:
+        with open(os.path.join(run_dir, "metrics.csv")) as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return None, None
+    if not rows:
+        return None, None
+    last = rows[-1]
+    kind = last.get("kind") or last.get("event") or ""
+    acc = last.get("test_acc") or last.get("accuracy")
+    if kind in ("final", "diverged"):
+        return kind, float(acc) if acc not in (None, "") else None
+    return None, None
+
+
+def run(method, inner, rc, lr, seed, dry):
+    d = os.path.join(RUNS, name(method, inner, rc, lr, seed))
+    st, acc = status(d)
+    if st:
+        return st, acc
+    if dry:
+        print("would run", d)
+        return None, None
+    if os.path.isdir(d):
+        subprocess.run(["rm", "-rf", d], check=True)
+    os.makedirs(d)
+    cmd = [CSER, "train", "--method", spec(method, inner), "--rc", str(rc),
+           "--lr", lr, "--seed", str(seed), "--out", d] + COMMON
+    print(" ".join(cmd), flush=True)
+    rc_ = subprocess.run(cmd).returncode
+    with open(os.path.join(d, "exit.txt"), "w") as f:
+        f.write("%d\n" % rc_)
+    return status(d)
+
+
+def chosen_lr(method, inner, rc, dry):
+    """The better of the two learning rates at seed 1 (the first if the second was not
+    run): accuracy, a diverged run loses."""
+    best, best_acc = LRS[inner][0], -1.0
+    for lr in LRS[inner]:
+        st, acc = status(os.path.join(RUNS, name(method, inner, rc, lr, 1)))
+        if st == "final" and acc is not None and acc > best_acc:
+            best, best_acc = lr, acc
+    return best
+
+
+def main(argv):
+    phases, deadline, dry = [], None, False
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--phase":
+            phases.append(argv[i + 1])
+            i += 2
+        elif argv[i] == "--deadline":
+            deadline = argv[i + 1]
+            i += 2
+        elif argv[i] == "--dry-run":
+            dry = True
+            i += 1
+        else:
+            sys.exit("run_diloco.py: unknown argument '%s'\n%s" % (argv[i], __doc__))
+    phases = phases or ["s1", "lr", "seeds"]
+    for p in phases:
+        if p not in ("s1", "lr", "seeds"):
+            sys.exit("run_diloco.py: unknown phase '%s' (expected s1, lr, seeds)" % p)
+
+    def late():
+        if not deadline:
+            return False
+        hh, mm = (int(x) for x in deadline.split(":"))
+        now = time.gmtime()
+        return now.tm_hour * 60 + now.tm_min >= hh * 60 + mm
+
+    grid = [(m, inner, rc) for rc in RCS for inner in ("sgd", "adamw") for m in METHODS]
+    for p in phases:
+        for m, inner, rc in grid:
+            if late():
+                print("deadline reached: stopping before new runs")
+                return
+            if p == "s1":
+                run(m, inner, rc, LRS[inner][0], 1, dry)
+            elif p == "lr":
+                st, acc = status(os.path.join(RUNS, name(m, inner, rc, LRS[inner][0], 1)))
+                if st is not None:
+                    run(m, inner, rc, LRS[inner][1], 1, dry)
+            else:
+                lr = chosen_lr(m, inner, rc, dry)
+                for seed in SEEDS[1:]:
+                    run(m, inner, rc, lr, seed, dry)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
