@@ -446,6 +446,44 @@ static cser_status watchdog_worker(cser_comm_t *c, int rank, void *arg)
     return cser_comm_barrier(c);
 }
 
+/* Sync mode: rank 1 enters the allreduce 0.3 s late; rank 0's wait goes to wait_s,
+ * not comm_s, and the result and the counted traffic are those of sync mode off. */
+static cser_status sync_worker(cser_comm_t *c, int rank, void *arg)
+{
+    int *sync = arg;
+    cser_comm_set_sync(c, *sync);
+    float v[1000];
+    for (int i = 0; i < 1000; i++)
+        v[i] = (float)(rank + 1) * 0.1f * (float)i;
+    if (rank == 1) {
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CSER_CHECK(cser_comm_allreduce(c, v, 1000, CSER_REDUCE_AVG));
+    return v[999] == (0.1f * 999.0f + 0.2f * 999.0f) / 2.0f
+               ? CSER_OK
+               : cser_error(CSER_ERR_INTERNAL, "sync mode changed the sum");
+}
+
+static void test_sync_separates_waiting(void **state)
+{
+    (void)state;
+    rank_run on[MAXN], off[MAXN];
+    int sync_on = 1, sync_off = 0;
+    run_group(2, sync_worker, &sync_on, on);
+    run_group(2, sync_worker, &sync_off, off);
+    for (int r = 0; r < 2; r++) {
+        assert_int_equal(on[r].status, CSER_OK);
+        assert_int_equal(off[r].status, CSER_OK);
+        assert_true(on[r].stats.bytes_sent == off[r].stats.bytes_sent);
+        assert_true(on[r].stats.modeled_s == off[r].stats.modeled_s);
+        assert_true(off[r].stats.wait_s == 0);
+    }
+    assert_true(on[0].stats.wait_s >= 0.25);
+    assert_true(on[0].stats.comm_s < 0.2);
+    assert_true(off[0].stats.comm_s >= 0.25); /* off: waiting counts as comm_s */
+}
+
 static void test_watchdog_timeout(void **state)
 {
     (void)state;
@@ -540,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_abort_releases_peers),
         cmocka_unit_test(test_mismatched_counts),
         cmocka_unit_test(test_watchdog_timeout),
+        cmocka_unit_test(test_sync_separates_waiting),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_mpi_availability),
     };

@@ -43,6 +43,9 @@ typedef struct {
     uint64_t collectives; /* counted collective calls                          */
     double comm_s;        /* measured wall seconds inside collectives          */
     double modeled_s;     /* modeled network seconds (see cser_netmodel)       */
+    double wait_s;        /* measured seconds waiting for peers in the barrier
+                           * before each counted collective (cser_comm_set_sync;
+                           * then comm_s holds the transfer only)             */
 } cser_comm_stats;
 
 /* The network to model: each collective adds, per message on its critical path,
@@ -107,6 +110,13 @@ void cser_comm_set_netmodel(cser_comm_t *c, const cser_netmodel *m);
 /* Watchdog: a collective that waits longer than this for its peers fails with
  * CSER_ERR_COMM (0 = wait forever, the default). */
 void cser_comm_set_timeout(cser_comm_t *c, double seconds);
+
+/* Sync mode: each counted collective first waits in an (uncounted) barrier until every
+ * rank has entered it; that wait goes to wait_s, and comm_s measures only the
+ * collective itself, which then starts on all ranks together: waiting for a peer that
+ * still computes is separated from moving data. Costs one barrier per collective
+ * (ceil(log2 n) latencies). Returns the previous setting. Default off. */
+int cser_comm_set_sync(cser_comm_t *c, int on);
 
 /* Fast mode (MPI only): allreduce calls MPI_Allreduce, which is faster but not
  * bitwise reproducible across backends. Returns the previous setting. */

@@ -23,7 +23,8 @@
  *   modeled_s += crit_messages * latency_s
  *              + max(bytes_sent, bytes_recv) * 8 / bandwidth_bps
  * with this rank's bytes of that collective. comm_s adds the measured wall time
- * (CLOCK_MONOTONIC) spent inside counted collectives. check_same and collectives made
+ * (CLOCK_MONOTONIC) spent inside counted collectives; in sync mode a barrier before
+ * each counted collective is timed into wait_s instead. check_same and collectives made
  * with counting off add nothing.
  */
 #include "comm/comm_impl.h"
@@ -165,6 +166,17 @@ static int ceil_log2(int n)
 
 static int counts_now(const cser_comm_t *c) { return c->counting && c->size > 1; }
 
+/* Sync mode: the barrier before a counted collective; its time is waiting for peers. */
+static cser_status comm_sync(cser_comm_t *c)
+{
+    if (!c->sync || !counts_now(c))
+        return CSER_OK;
+    double t0 = cser_comm_now();
+    CSER_CHECK(c->ops->barrier(c));
+    c->stats.wait_s += cser_comm_now() - t0;
+    return CSER_OK;
+}
+
 /* A local argument error: peers may already wait in the collective, so they are told
  * through the backend's fail hook (threads: the group fails). */
 static cser_status comm_local_error(cser_comm_t *c, cser_status s)
@@ -202,6 +214,7 @@ cser_status cser_comm_allreduce(cser_comm_t *c, float *buf, size_t count,
         return comm_local_error(c, cser_error(CSER_ERR_INVALID,
                                               "allreduce (rank %d): buf is NULL with count "
                                               "%zu", c->rank, count));
+    CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->allreduce(c, buf, count, op);
     if (s == CSER_OK && counts_now(c))
@@ -221,6 +234,7 @@ cser_status cser_comm_allgather(cser_comm_t *c, const void *send, size_t bytes,
                                               c->rank, send ? "set" : "NULL", bytes,
                                               recv ? "set" : "NULL",
                                               counts ? "set" : "NULL"));
+    CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->allgather(c, send, bytes, recv, recv_cap, counts);
     if (s == CSER_OK && counts_now(c))
@@ -240,6 +254,7 @@ cser_status cser_comm_bcast(cser_comm_t *c, void *buf, size_t bytes, int root)
         return comm_local_error(c, cser_error(CSER_ERR_INVALID,
                                               "bcast (rank %d): buf is NULL with %zu bytes",
                                               c->rank, bytes));
+    CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->bcast(c, buf, bytes, root);
     if (s == CSER_OK && counts_now(c))
@@ -325,6 +340,15 @@ void cser_comm_set_timeout(cser_comm_t *c, double seconds)
 {
     if (c)
         c->timeout_s = seconds > 0 ? seconds : 0;
+}
+
+int cser_comm_set_sync(cser_comm_t *c, int on)
+{
+    if (!c)
+        return 0;
+    int was = c->sync;
+    c->sync = on != 0;
+    return was;
 }
 
 int cser_comm_set_fast(cser_comm_t *c, int on)
