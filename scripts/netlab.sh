@@ -14,7 +14,11 @@
 #   --latency L       one-way delay between any two ranks (50us, 1ms): needs netem
 #   --loss P          random loss between any two ranks, percent (0.1): needs netem
 #   --time-limit S    end the job after S seconds (default 3600; exit 124)
-#   --mca KEY VALUE   passed to mpirun (repeatable), e.g. --mca mpi_yield_when_idle 1
+#   --mca KEY VALUE   passed to mpirun (repeatable, each KEY once). The lab sets
+#                     mpi_yield_when_idle 1: all ranks and the kernel's network
+#                     processing share this machine's cores, and a rank that
+#                     busy-polls takes the CPU that moves its peers' packets
+#                     (--mca mpi_yield_when_idle 0 to measure that)
 #   --quiet           no progress lines on stderr (the latency line is still printed)
 #
 # CMD runs with NETLAB_ADDRS (the ranks' addresses, rank order), NETLAB_LATENCY_S (the
@@ -235,6 +239,7 @@ ns=\$(awk -v h="\$host" '\$1 == h { print \$2 }' "$STATE/map")
 exec ip netns exec "\$ns" /bin/sh -c "\$*"
 EOF
 chmod +x "$STATE/rsh"
+[[ " ${MCA[*]} " == *" mpi_yield_when_idle "* ]] || MCA+=(--mca mpi_yield_when_idle 1)
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
 export NETLAB_ADDRS="${ADDRS[*]}" NETLAB_LATENCY_S="$LAT_MEAS" NETLAB_BANDWIDTH_BPS="$BPS"
 say "mpirun -np $RANKS (btl self,tcp over lab0; time limit ${LIMIT}s): $*"
