@@ -563,7 +563,39 @@ static void test_mpi_availability(void **state)
     assert_int_equal(cser_comm_mpi_available(), 1);
 #endif
     cser_netmodel m = cser_netmodel_default();
-    assert_true(m.bandwidth_bps == 10e9 && m.latency_s == 50e-6);
+    assert_true(m.bandwidth_bps == 10e9 && m.latency_s == 50e-6 && m.tcp_framing == 1);
+}
+
+/* The default model charges TCP/IP + Ethernet + MPI headers: an allreduce of 100000
+ * floats on 2 ranks moves 400000 payload bytes each way (half the vector in the
+ * reduce-scatter, half in the allgather) in 2 messages per rank:
+ * w = 400064 + 66 * ceil(400064 / 1448) = 418346 bytes on the wire. */
+static cser_status framing_worker(cser_comm_t *c, int rank, void *arg)
+{
+    (void)rank;
+    (void)arg;
+    cser_netmodel m = cser_netmodel_default();
+    m.bandwidth_bps = 1e9;
+    m.latency_s = 0;
+    cser_comm_set_netmodel(c, &m);
+    float *v = calloc(100000, sizeof *v);
+    cser_status s = v ? cser_comm_allreduce(c, v, 100000, CSER_REDUCE_SUM) : CSER_ERR_NOMEM;
+    free(v);
+    return s;
+}
+
+static void test_model_tcp_framing(void **state)
+{
+    (void)state;
+    rank_run w[MAXN];
+    run_group(2, framing_worker, NULL, w);
+    for (int r = 0; r < 2; r++) {
+        assert_int_equal(w[r].status, CSER_OK);
+        assert_int_equal(w[r].stats.bytes_sent, 400000);
+        assert_int_equal(w[r].stats.messages, 2);
+        double want = (400064.0 + 66.0 * 277.0) * 8 / 1e9;
+        assert_true(fabs(w[r].stats.modeled_s - want) < 1e-12);
+    }
 }
 
 int main(void)
@@ -579,6 +611,7 @@ int main(void)
         cmocka_unit_test(test_mismatched_counts),
         cmocka_unit_test(test_watchdog_timeout),
         cmocka_unit_test(test_sync_separates_waiting),
+        cmocka_unit_test(test_model_tcp_framing),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_mpi_availability),
     };

@@ -19,9 +19,11 @@
  *   barrier: ceil(log2 n) empty messages sent (dissemination), and as many on the
  *     critical path
  *
- * Modeled time, per collective:
+ * Modeled time, per collective (full duplex: the busier direction counts):
  *   modeled_s += crit_messages * latency_s
- *              + max(bytes_sent, bytes_recv) * 8 / bandwidth_bps
+ *              + wire(max(bytes_sent, bytes_recv)) * 8 / bandwidth_bps
+ * where wire() adds the TCP/IP, Ethernet and MPI headers when net.tcp_framing is set
+ * (comm.h; measured against shaped links in docs/netlab.md)
  * with this rank's bytes of that collective. comm_s adds the measured wall time
  * (CLOCK_MONOTONIC) spent inside counted collectives; in sync mode a barrier before
  * each counted collective is timed into wait_s instead. check_same and collectives made
@@ -29,13 +31,14 @@
  */
 #include "comm/comm_impl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 cser_netmodel cser_netmodel_default(void)
 {
-    return (cser_netmodel){.bandwidth_bps = 10e9, .latency_s = 50e-6};
+    return (cser_netmodel){.bandwidth_bps = 10e9, .latency_s = 50e-6, .tcp_framing = 1};
 }
 
 double cser_comm_now(void)
@@ -103,6 +106,15 @@ void cser_comm_sum_ranks(float *dst, const float *const *src, int n, size_t len,
 
 /* ---- accounting ---- */
 
+/* Bytes on the wire for b payload bytes in m messages (cser_netmodel). */
+static double wire_bytes(const cser_netmodel *net, uint64_t b, uint64_t m)
+{
+    if (!net->tcp_framing || b == 0)
+        return (double)b;
+    double p = (double)b + 32.0 * (double)m;
+    return p + 66.0 * ceil(p / 1448.0);
+}
+
 static void comm_account(cser_comm_t *c, uint64_t sent, uint64_t recv, uint64_t msgs,
                          int crit_msgs, double seconds)
 {
@@ -112,10 +124,11 @@ static void comm_account(cser_comm_t *c, uint64_t sent, uint64_t recv, uint64_t 
     s->messages += msgs;
     s->collectives += 1;
     s->comm_s += seconds;
-    uint64_t worst = sent > recv ? sent : recv;
+    /* the messages received: as many as sent, except for a bcast's receivers (one) */
+    uint64_t worst = sent > recv ? sent : recv, wm = msgs > 0 ? msgs : 1;
     s->modeled_s += (double)crit_msgs * c->net.latency_s;
     if (c->net.bandwidth_bps > 0)
-        s->modeled_s += (double)worst * 8.0 / c->net.bandwidth_bps;
+        s->modeled_s += wire_bytes(&c->net, worst, wm) * 8.0 / c->net.bandwidth_bps;
 }
 
 static void account_allreduce(cser_comm_t *c, size_t count, double seconds)

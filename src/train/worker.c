@@ -24,7 +24,9 @@ static cser_status worker_setup(train_worker *w)
 {
     const train_shared *sh = w->sh;
     const cser_train_config *c = &sh->cfg;
-    cser_netmodel nm = {.bandwidth_bps = c->net_bandwidth, .latency_s = c->net_latency};
+    cser_netmodel nm = cser_netmodel_default();
+    nm.bandwidth_bps = c->net_bandwidth;
+    nm.latency_s = c->net_latency;
     cser_comm_set_netmodel(w->comm, &nm);
     if (c->timeout > 0)
         cser_comm_set_timeout(w->comm, c->timeout);
