@@ -1,9 +1,11 @@
 #!/bin/bash
 # netlab.sh: a small cluster on one Linux machine: one network namespace per MPI rank,
-# each with one NIC (a veth pair) into a switch (a bridge in a namespace of its own),
-# both ends of every link shaped with tbf so that each rank has a full-duplex link of
-# B bits/s each way; then `mpirun -np N` runs CMD as one rank per namespace over the
-# TCP transport on those links. See docs/netlab.md.
+# each with one data NIC (lab0, a veth pair) into a switch (a bridge in a namespace of
+# its own), both ends of every data link shaped with tbf so that each rank has a
+# full-duplex link of B bits/s each way; then `mpirun -np N` runs CMD as one rank per
+# namespace over the TCP transport on those links. mpirun and its daemons talk over a
+# separate unshaped control network (ctl0), as on clusters with a management network:
+# a data link can fail while the job can still be ended. See docs/netlab.md.
 #
 # usage: scripts/netlab.sh --ranks N --bandwidth B [options] -- CMD [ARGS...]
 #        scripts/netlab.sh --check        (exit 0 if a lab can be built here, 77 if not)
@@ -20,6 +22,9 @@
 #                     busy-polls takes the CPU that moves its peers' packets
 #                     (--mca mpi_yield_when_idle 0 to measure that)
 #   --quiet           no progress lines on stderr (the latency line is still printed)
+#   --id-file F       write the lab's id to F once it is up: its namespaces are ID-sw
+#                     (switch: data ports p0.., control ports c0..), ID-hd (mpirun),
+#                     ID-r0.. (ranks: lab0, ctl0), for fault injection from outside
 #
 # CMD runs with NETLAB_ADDRS (the ranks' addresses, rank order), NETLAB_LATENCY_S (the
 # measured natural latency, RTT/2) and NETLAB_BANDWIDTH_BPS in its environment.
@@ -34,7 +39,8 @@ PROG=netlab
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROBE="$HERE/netlab_probe.py"
 PY=/usr/bin/python3
-SUBNET=10.77.0
+SUBNET=10.77.0   # data network (lab0)
+CSUBNET=10.78.0  # control network (ctl0)
 
 say() { [ "$QUIET" = 1 ] || echo "$PROG: $*" >&2; }
 die() { echo "$PROG: $1" >&2; exit "${2:-2}"; }
@@ -58,7 +64,7 @@ parse_lat() { # -> seconds
 }
 
 # ---- arguments ----
-RANKS="" BW="" LAT="" LOSS="" LIMIT=3600 QUIET=0 CHECK=0
+RANKS="" BW="" LAT="" LOSS="" LIMIT=3600 QUIET=0 CHECK=0 IDFILE=""
 MCA=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -69,6 +75,7 @@ while [ $# -gt 0 ]; do
         --time-limit) LIMIT=${2:-}; shift 2 || usage ;;
         --mca) [ $# -ge 3 ] || die "--mca: expected KEY VALUE"; MCA+=(--mca "$2" "$3"); shift 3 ;;
         --quiet) QUIET=1; shift ;;
+        --id-file) IDFILE=${2:-}; shift 2 || usage ;;
         --check) CHECK=1; shift ;;
         -h|--help) usage ;;
         --) shift; break ;;
@@ -191,43 +198,54 @@ shape() {
     fi
 }
 
-# Node NAME (namespace NS) gets address A on lab0, its peer port PORT on the switch.
-node() {
-    local ns=$1 port=$2 addr=$3 shaped=$4
-    mkns "$ns"
-    ip -n "$SW" link add "$port" type veth peer name lab0 netns "$ns" ||
-        die "cannot create the veth pair $port/lab0" 1
+# A veth pair from switch port PORT to interface DEV (address ADDR/24) of namespace NS.
+link() {
+    local ns=$1 port=$2 dev=$3 addr=$4
+    ip -n "$SW" link add "$port" type veth peer name "$dev" netns "$ns" ||
+        die "cannot create the veth pair $port/$dev" 1
     ip -n "$SW" link set "$port" master br0 up
-    ip -n "$ns" addr add "$addr/24" dev lab0
-    # one frame per packet (no GSO/TSO super-packets): the qdiscs then see and charge
-    # every frame, with its Ethernet overhead, as a real NIC puts it on the wire
-    ip -n "$ns" link set lab0 up
-    if [ "$shaped" = 1 ]; then
-        shape "$ns" lab0 || die "tc: cannot shape lab0 in $ns" 1
-        shape "$SW" "$port" || die "tc: cannot shape $port in $SW" 1
-    fi
+    ip -n "$ns" addr add "$addr/24" dev "$dev"
+    ip -n "$ns" link set "$dev" up
 }
 
-node "$HD" hd0 "$SUBNET.254" 0 # control only: mpirun and its daemons' wire-up
+# Rank K's node: a shaped data link lab0 and an unshaped control link ctl0.
+rank_node() {
+    local k=$1 ns="$ID-r$1"
+    mkns "$ns"
+    link "$ns" "p$k" lab0 "$SUBNET.$((k + 1))"
+    shape "$ns" lab0 || die "tc: cannot shape lab0 in $ns" 1
+    shape "$SW" "p$k" || die "tc: cannot shape p$k in $SW" 1
+    link "$ns" "c$k" ctl0 "$CSUBNET.$((k + 1))"
+}
+
+mkns "$HD" # mpirun's node: control network only
+link "$HD" chd ctl0 "$CSUBNET.254"
 ADDRS=()
 for ((k = 0; k < RANKS; k++)); do
-    node "$ID-r$k" "p$k" "$SUBNET.$((k + 1))" 1
+    rank_node "$k"
     ADDRS+=("$SUBNET.$((k + 1))")
-    echo "$SUBNET.$((k + 1)) $ID-r$k" >>"$STATE/map"
-    echo "$SUBNET.$((k + 1)) slots=1" >>"$STATE/hostfile"
+    echo "$CSUBNET.$((k + 1)) $ID-r$k" >>"$STATE/map"
+    echo "$CSUBNET.$((k + 1)) slots=1" >>"$STATE/hostfile"
 done
 say "lab $ID: $RANKS rank namespaces ($ID-r0..r$((RANKS - 1)), ${ADDRS[0]}..) behind bridge $SW, links $BPS bit/s each way (tbf on both veth ends${LAT:+, +$LAT}${LOSS:+, loss $LOSS%})"
 
-# ---- 3. the natural latency: median TCP round trip / 2 (r0 <-> r1, or head <-> r0) ----
-if [ "$RANKS" -ge 2 ]; then A="$ID-r0" B="$ID-r1" AADDR=${ADDRS[0]}; else A="$ID-r0" B="$HD" AADDR=${ADDRS[0]}; fi
-ip netns exec "$A" timeout 25 "$PY" "$PROBE" echo-server "$AADDR" 5300 &
-out=$(ip netns exec "$B" timeout 25 "$PY" "$PROBE" rtt "$AADDR" 5300 200) ||
-    die "the latency probe between $A and $B failed: the lab's links do not work" 1
-wait
-rtt=${out#rtt_median_s=}; rtt=${rtt%% *}
-LAT_MEAS=$(awk -v r="$rtt" -v l="${LAT_S:-0}" 'BEGIN { printf "%.9f", r / 2 }')
-LAT_US=$(awk -v s="$LAT_MEAS" 'BEGIN { printf "%.0f", s * 1e6 }')
-echo "$PROG: natural latency (median TCP round trip / 2, 200 round trips $A <-> $B): ${LAT_US}us; use --net-latency ${LAT_US}us to compare with the model" >&2
+[ -n "$IDFILE" ] && echo "$ID" >"$IDFILE"
+
+# ---- 3. the natural latency: median TCP round trip / 2 over the data links r0 <-> r1 ----
+if [ "$RANKS" -ge 2 ]; then
+    A="$ID-r0" B="$ID-r1" AADDR=${ADDRS[0]}
+    ip netns exec "$A" timeout 25 "$PY" "$PROBE" echo-server "$AADDR" 5300 &
+    out=$(ip netns exec "$B" timeout 25 "$PY" "$PROBE" rtt "$AADDR" 5300 200) ||
+        die "the latency probe between $A and $B failed: the lab's links do not work" 1
+    wait
+    rtt=${out#rtt_median_s=}; rtt=${rtt%% *}
+    LAT_MEAS=$(awk -v r="$rtt" 'BEGIN { printf "%.9f", r / 2 }')
+    LAT_US=$(awk -v s="$LAT_MEAS" 'BEGIN { printf "%.0f", s * 1e6 }')
+    echo "$PROG: natural latency (median TCP round trip / 2, 200 round trips $A <-> $B): ${LAT_US}us; use --net-latency ${LAT_US}us to compare with the model" >&2
+else
+    LAT_MEAS=0
+    say "one rank: no data link between ranks, no latency to measure"
+fi
 
 # ---- 4. mpirun in the head namespace; the rsh agent starts each daemon in its node ----
 cat >"$STATE/rsh" <<EOF
@@ -242,11 +260,11 @@ chmod +x "$STATE/rsh"
 [[ " ${MCA[*]} " == *" mpi_yield_when_idle "* ]] || MCA+=(--mca mpi_yield_when_idle 1)
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
 export NETLAB_ADDRS="${ADDRS[*]}" NETLAB_LATENCY_S="$LAT_MEAS" NETLAB_BANDWIDTH_BPS="$BPS"
-say "mpirun -np $RANKS (btl self,tcp over lab0; time limit ${LIMIT}s): $*"
+say "mpirun -np $RANKS (btl self,tcp over lab0, control over ctl0; time limit ${LIMIT}s): $*"
 ip netns exec "$HD" timeout -s TERM -k 10 "$LIMIT" \
     mpirun --allow-run-as-root -np "$RANKS" --hostfile "$STATE/hostfile" --map-by node \
     --mca plm_rsh_agent "$STATE/rsh" --mca btl self,tcp --mca btl_tcp_if_include lab0 \
-    --mca oob_tcp_if_include lab0 --mca pml ob1 "${MCA[@]}" \
+    --mca oob_tcp_if_include ctl0 --mca pml ob1 "${MCA[@]}" \
     -x NETLAB_ADDRS -x NETLAB_LATENCY_S -x NETLAB_BANDWIDTH_BPS -x OPENBLAS_NUM_THREADS \
     -x PATH -x LD_LIBRARY_PATH "$@" &
 JOB=$!

@@ -72,6 +72,7 @@ run_case() {
     local name=$1 want=$2 sig=$3 delay=$4 rc
     shift 4
     snapshot >"$T/before"
+    local t0=$SECONDS
     # a background job of a script starts with SIGINT ignored (and bash cannot trap a
     # signal ignored at entry): restore the default as a terminal's Ctrl-C would find it
     /usr/bin/python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -92,7 +93,7 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LAB" --ranks 3 --bandwidth 100M --quiet \
     [[ $rc =~ ^($want)$ ]] || { cat "$T/err" >&2; fail "$name: exit status $rc, expected $want"; }
     snapshot >"$T/after"
     diff "$T/before" "$T/after" >&2 || fail "$name: the lab left something behind (diff above)"
-    echo "netlab_check: cleanup after $name: exit $rc, nothing left" >&2
+    echo "netlab_check: cleanup after $name: exit $rc, nothing left ($((SECONDS - t0)) s)" >&2
 }
 
 check_cleanup() {

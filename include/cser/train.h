@@ -68,7 +68,7 @@ typedef struct {
     long stop_after;               /* stop after this many steps of this invocation, as
                                       if interrupted (tests of resume; 0 = off)       */
     int quiet;                     /* no progress lines                                */
-    double timeout;                /* collective watchdog seconds (0 = none)           */
+    double timeout;                /* collective watchdog seconds (0 = none; 300)      */
     int measure_wait;              /* 1: a timed barrier before each counted collective
                                       separates waiting for peers from transfer      */
     /* cser tune only */

@@ -6,7 +6,7 @@
  * Failure: MPI errors come back (MPI_ERRORS_RETURN) as CSER_ERR_COMM with MPI's string;
  * after a failed collective this communicator refuses further calls. With a watchdog
  * (cser_comm_set_timeout) every wait, of point-to-point requests and of the nonblocking
- * collectives (MPI_Iallgather, MPI_Ibcast, MPI_Iallreduce, MPI_Ibarrier), polls
+ * collectives (MPI_Iallgather, MPI_Ibcast, MPI_Iallreduce), polls
  * MPI_Test and fails at the deadline, naming the peer a point-to-point request waits
  * for. cser_comm_abort ends the job with MPI_Abort (peers cannot otherwise be told).
  *
@@ -209,7 +209,7 @@ static const cser_comm_ops mc_ops = {
     .allreduce = mc_allreduce,
     .allgather = cser_mpi_allgather_pairwise,
     .bcast = cser_mpi_bcast_native,
-    .barrier = cser_mpi_barrier_native,
+    .barrier = cser_mpi_barrier_dissemination,
     .abort = mc_abort,
     .fail = NULL,
     .free = mc_free,

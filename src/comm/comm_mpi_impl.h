@@ -6,7 +6,7 @@
  *   allreduce_native_mpi.c    MPI_Iallreduce (cser_comm_set_fast; not reproducible)
  *   allgather_pairwise_mpi.c  variable-size allgather by point-to-point messages
  *   bcast_native_mpi.c        MPI_Ibcast after an agreement check
- *   barrier_native_mpi.c      MPI_Ibarrier
+ *   barrier_dissemination_mpi.c  dissemination by point-to-point messages
  *
  * Every algorithm has the signature of its cser_comm_ops entry and is named
  * cser_mpi_<op>_<algorithm>. Each waits only through cser_mpi_wait/cser_mpi_waitall,
@@ -39,6 +39,7 @@
 #define MC_FLOAT_PIECE ((size_t)1 << 30) /* floats per MPI_Allreduce call (fast mode)  */
 #define TAG_AG 1
 #define TAG_GATHER 2
+#define TAG_BARRIER 3
 #define TAG_RS 16
 
 typedef struct {
@@ -89,6 +90,6 @@ cser_status cser_mpi_allreduce_native(cser_comm_t *c, float *buf, size_t count,
 cser_status cser_mpi_allgather_pairwise(cser_comm_t *c, const void *send, size_t bytes,
                                         void *recv, size_t recv_cap, size_t *counts);
 cser_status cser_mpi_bcast_native(cser_comm_t *c, void *buf, size_t bytes, int root);
-cser_status cser_mpi_barrier_native(cser_comm_t *c);
+cser_status cser_mpi_barrier_dissemination(cser_comm_t *c);
 
 #endif

@@ -130,6 +130,10 @@ cser_train_config cser_train_default_config(void)
     c.momentum = 0.9;
     c.nesterov = 1;
     c.measure_wait = 1;
+    /* a silent dead link (a pulled cable, a switch port down) makes TCP retransmit for
+     * many minutes and MPI wait forever (docs/reliability.md): 300 s is far above any
+     * legitimate wait for a peer (an evaluation or a checkpoint: seconds here) */
+    c.timeout = 300;
     c.wd = 1e-4;
     c.warmup = 0.1;
     c.seed = 1;
