@@ -13,7 +13,7 @@
 #   cleanup  the lab leaves nothing behind: no namespace, link, qdisc, process or file,
 #            after a command that succeeds, one that fails, an interrupted run (SIGINT,
 #            SIGTERM) and a refused option; the host's links and its loopback qdisc are
-#            unchanged.
+#            unchanged; without CAP_NET_ADMIN it refuses (77) with a reason.
 #
 # usage: tests/netlab_check.sh rate|cleanup
 set -u
@@ -76,7 +76,7 @@ run_case() {
     # a background job of a script starts with SIGINT ignored (and bash cannot trap a
     # signal ignored at entry): restore the default as a terminal's Ctrl-C would find it
     /usr/bin/python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL)
-os.execv(sys.argv[1], sys.argv[1:])' "$LAB" --ranks 3 --bandwidth 100M --quiet \
+os.execv(sys.argv[1], sys.argv[1:])' "$LAB" --ranks 2 --bandwidth 100M --quiet \
         --time-limit 60 "$@" 2>"$T/err" >/dev/null &
     local pid=$!
     if [ -n "$sig" ]; then
@@ -103,6 +103,17 @@ check_cleanup() {
     run_case SIGTERM 143 TERM 0.5 -- sleep 4321
     run_case refused-netem "77|0" "" 0 --loss 1 -- true
     run_case bad-usage 2 "" 0 --bandwidth 1X -- true
+    if command -v setpriv >/dev/null; then # the same host, without CAP_NET_ADMIN
+        snapshot >"$T/before"
+        out=$(setpriv --bounding-set=-net_admin,-sys_admin bash "$LAB" --ranks 2 \
+            --bandwidth 1G -- true 2>&1)
+        rc=$?
+        [ "$rc" = 77 ] && [[ $out == *"not permitted"* ]] ||
+            fail "without CAP_NET_ADMIN: exit $rc, expected 77 and a reason: $out"
+        snapshot >"$T/after"
+        diff "$T/before" "$T/after" >&2 || fail "without CAP_NET_ADMIN: something left behind"
+        echo "netlab_check: refused without CAP_NET_ADMIN: exit 77, nothing left" >&2
+    fi
     echo "netlab_check: cleanup OK" >&2
 }
 

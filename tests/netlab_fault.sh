@@ -2,8 +2,8 @@
 # netlab_fault.sh: faults on a lab link (docs/reliability.md, "Faults on the link"),
 # run by ctest (label netlab); skips (77) where the lab cannot be built.
 #
-#   ratedrop  `cser train --backend mpi` (SGD, 2 ranks) on 1 Gbit/s links; after 1 s
-#             both directions of rank 1's link drop to 50 Mbit/s (tc qdisc change on
+#   ratedrop  `cser train --backend mpi` (SGD, 2 ranks) on 1 Gbit/s links; 0.5 s in,
+#             both directions of rank 1's link drop to 200 Mbit/s (tc qdisc change on
 #             both veth ends). The run must complete, slower, with the model hash of
 #             the same training on the threads backend (same bits as a clean run).
 #   linkdown  the same on 1 Gbit/s with --timeout 3 and a checkpoint every 10 steps;
@@ -82,7 +82,7 @@ check_ratedrop() {
     local dev ns
     for dev in "$ID-r1 lab0" "$ID-sw p1"; do
         set -- $dev
-        ip netns exec "$1" tc qdisc change dev "$2" root tbf rate 50mbit burst 65536 \
+        ip netns exec "$1" tc qdisc change dev "$2" root tbf rate 200mbit burst 65536 \
             limit 262144 || fail "tc qdisc change on $2 in $1 failed"
     done
     ip netns exec "$ID-sw" tc -s qdisc show dev p1 | head -1 >&2
@@ -92,11 +92,11 @@ check_ratedrop() {
     got=$(hash_of "$T/lab.out")
     grep -o 'measured [0-9.]* s' "$T/lab.out" | head -1 >&2
     [ -n "$got" ] && [ "$got" = "$want" ] || fail "model hash $got after the rate drop, clean run $want"
-    echo "netlab_fault: ratedrop OK: completed at 50 Mbit/s, model hash $got = clean run" >&2
+    echo "netlab_fault: ratedrop OK: completed at 200 Mbit/s, model hash $got = clean run" >&2
 }
 
 check_linkdown() {
-    local steps=400 want timeout=3
+    local steps=200 want timeout=3
     want=$(reference $steps)
     mkdir -p "$T/run"
     start_lab --backend mpi --steps $steps --timeout $timeout --checkpoint-every 10 \
