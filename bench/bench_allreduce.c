@@ -3,6 +3,10 @@
  *
  *   mpirun -np N bench_allreduce --mpi [--reps R]     ours vs MPI_Allreduce, interleaved
  *   bench_allreduce --threads N [--reps R]            the threads backend with N threads
+ *   options: --sizes 64K,1M,..  (bytes, K/M suffixes; default 4K..64M in steps of 4x)
+ *            --line-rate 1G     (bits/s of each rank's link, each way: adds columns with
+ *                                ours and MPI as a fraction of it, busbw*8/rate)
+ *            --batch-bytes N    (bytes per repetition's batch of calls; default 16M)
  *
  * Bus bandwidth = 2(n-1)/n * bytes / time (the traffic per rank of a bandwidth-optimal
  * allreduce). Each repetition times a batch of calls (more calls for small sizes) after
@@ -20,9 +24,12 @@
 #include <mpi.h>
 #endif
 
-#define NSIZES 8
-static const size_t bench_sizes[NSIZES] = {4u << 10,  16u << 10, 64u << 10, 256u << 10,
-                                           1u << 20,  4u << 20,  16u << 20, 64u << 20};
+#define MAXSIZES 16
+static size_t bench_sizes[MAXSIZES] = {4u << 10,  16u << 10, 64u << 10, 256u << 10,
+                                       1u << 20,  4u << 20,  16u << 20, 64u << 20};
+static int NSIZES = 8;
+static size_t batch_bytes = (size_t)16 << 20;
+static double line_rate = 0; /* bits/s, 0 = no line-rate columns */
 
 static double now_s(void)
 {
@@ -31,9 +38,17 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static size_t max_size(void)
+{
+    size_t m = 0;
+    for (int s = 0; s < NSIZES; s++)
+        m = bench_sizes[s] > m ? bench_sizes[s] : m;
+    return m;
+}
+
 static int iters_for(size_t bytes)
 {
-    size_t it = ((size_t)16 << 20) / bytes;
+    size_t it = batch_bytes / bytes;
     return it < 2 ? 2 : it > 500 ? 500 : (int)it;
 }
 
@@ -117,7 +132,7 @@ static int run_threads(int n, int reps)
     int failed = 0;
     for (int r = 0; r < n; r++) {
         a[r] = (th_arg){.g = g, .rank = r, .reps = reps, .times = times};
-        a[r].buf = calloc(bench_sizes[NSIZES - 1] / sizeof(float), sizeof(float));
+        a[r].buf = calloc(max_size() / sizeof(float), sizeof(float));
         pthread_create(&th[r], NULL, th_main, &a[r]);
     }
     for (int r = 0; r < n; r++) {
@@ -167,9 +182,13 @@ static int run_mpi(int reps)
         return 1;
     }
     int n = cser_comm_size(c), me = cser_comm_rank(c);
-    float *buf = calloc(bench_sizes[NSIZES - 1] / sizeof(float), sizeof(float));
+    float *buf = calloc(max_size() / sizeof(float), sizeof(float));
     double *to = calloc((size_t)reps, sizeof *to), *tm = calloc((size_t)reps, sizeof *tm);
-    if (me == 0)
+    if (me == 0 && line_rate > 0)
+        printf("| size | ours best (GB/s) | MPI best (GB/s) | ratio best | ours median "
+               "(GB/s) | MPI median (GB/s) | ratio median | ours best / line | MPI best / "
+               "line |\n|---|---|---|---|---|---|---|---|---|\n");
+    else if (me == 0)
         printf("| size | ours best (GB/s) | MPI best (GB/s) | ratio best | ours median "
                "(GB/s) | MPI median (GB/s) | ratio median |\n|---|---|---|---|---|---|---|\n");
     for (int s = 0; s < NSIZES; s++) {
@@ -191,8 +210,11 @@ static int run_mpi(int reps)
             double bm = busbw_gbs(bench_sizes[s], n, min_of(tm, reps));
             double mo = busbw_gbs(bench_sizes[s], n, median(to, reps));
             double mm = busbw_gbs(bench_sizes[s], n, median(tm, reps));
-            printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", lab, bo, bm, bo / bm,
+            printf("| %s | %.4f | %.4f | %.2f | %.4f | %.4f | %.2f |", lab, bo, bm, bo / bm,
                    mo, mm, mo / mm);
+            if (line_rate > 0)
+                printf(" %.2f | %.2f |", bo * 8e9 / line_rate, bm * 8e9 / line_rate);
+            printf("\n");
             fflush(stdout);
         }
     }
@@ -211,19 +233,67 @@ static int run_mpi(int reps)
 }
 #endif
 
+/* "64K" -> 65536, "1M" -> 1048576, "1G" -> 1e9 (rates); 0 on a bad number. */
+static double parse_num(const char *s, double k, double m, double g)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || !(v > 0))
+        return 0;
+    if (*end == 'K' || *end == 'k')
+        v *= k, end++;
+    else if (*end == 'M')
+        v *= m, end++;
+    else if (*end == 'G')
+        v *= g, end++;
+    return *end ? 0 : v;
+}
+
+static int parse_sizes(char *list)
+{
+    NSIZES = 0;
+    for (char *t = strtok(list, ","); t; t = strtok(NULL, ",")) {
+        double v = parse_num(t, 1024, 1 << 20, 1 << 30);
+        if (NSIZES == MAXSIZES || v < 4 || v > (double)((size_t)1 << 31)) {
+            fprintf(stderr, "bench_allreduce: --sizes: expected up to %d sizes of 4 bytes to "
+                            "2G such as 64K,1M; got '%s'\n", MAXSIZES, t);
+            return -1;
+        }
+        bench_sizes[NSIZES++] = (size_t)v / 4 * 4;
+    }
+    return NSIZES > 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     int threads = 0, mpi = 0, reps = 9;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mpi"))
             mpi = 1;
+        else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+            if (parse_sizes(argv[++i]) < 0)
+                return 2;
+        } else if (!strcmp(argv[i], "--line-rate") && i + 1 < argc) {
+            if (!((line_rate = parse_num(argv[++i], 1e3, 1e6, 1e9)) > 0)) {
+                fprintf(stderr, "bench_allreduce: --line-rate: expected bits/s such as 1G\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--batch-bytes") && i + 1 < argc) {
+            double v = parse_num(argv[++i], 1024, 1 << 20, 1 << 30);
+            if (!(v >= 1)) {
+                fprintf(stderr, "bench_allreduce: --batch-bytes: expected bytes such as 16M\n");
+                return 2;
+            }
+            batch_bytes = (size_t)v;
+        }
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: mpirun -np N bench_allreduce --mpi [--reps R]\n"
-                            "       bench_allreduce --threads N [--reps R]\n");
+            fprintf(stderr, "usage: mpirun -np N bench_allreduce --mpi [--reps R] [--sizes "
+                            "LIST] [--line-rate BPS] [--batch-bytes N]\n"
+                            "       bench_allreduce --threads N [--reps R] [--sizes LIST]\n");
             return 2;
         }
     }

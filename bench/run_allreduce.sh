@@ -44,7 +44,7 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo u
     echo "median = median time; ratio = ours / MPI (higher is better for us). The machine is"
     echo "shared with other jobs and 4 ranks oversubscribe its cores: expect noise."
     echo "Target: ratio >= 0.9 from 64 KiB up. Knobs (env, read at communicator creation):"
-    echo "CSER_MPI_SEG=<floats per message> (default 32768), CSER_MPI_EARLY_AG=1."
+    echo "CSER_MPI_SEG=<floats per message> (default 16000), CSER_MPI_EARLY_AG=1."
     echo
     for np in 2 4; do
         echo "### mpirun -np $np"

@@ -64,6 +64,13 @@ static void print_summary(const cser_train_config *cfg, const cser_train_result 
                r->nominal_rc);
     printf("  time            measured %.1f s (compute %.1f s, in collectives %.1f s)\n",
            r->wall_s, r->compute_s, r->comm_s);
+    if (cfg->measure_wait)
+        printf("  collectives     transfer %.3f s (modeled %.3f s; update %.3f/%.3f, reset "
+               "%.3f/%.3f, average %.3f/%.3f), waiting for peers %.3f s (this run)\n",
+               r->phase_comm_s[0] + r->phase_comm_s[1] + r->phase_comm_s[2],
+               r->phase_modeled_s[0] + r->phase_modeled_s[1] + r->phase_modeled_s[2],
+               r->phase_comm_s[0], r->phase_modeled_s[0], r->phase_comm_s[1],
+               r->phase_modeled_s[1], r->phase_comm_s[2], r->phase_modeled_s[2], r->wait_s);
     printf("  modeled         %.1f s on %sbit/s, %s per message (compute %.1f s + "
            "communication %.2f s)\n",
            r->compute_s + r->modeled_comm_s, bw, lat, r->compute_s, r->modeled_comm_s);

@@ -446,6 +446,44 @@ static cser_status watchdog_worker(cser_comm_t *c, int rank, void *arg)
     return cser_comm_barrier(c);
 }
 
+/* Sync mode: rank 1 enters the allreduce 0.3 s late; rank 0's wait goes to wait_s,
+ * not comm_s, and the result and the counted traffic are those of sync mode off. */
+static cser_status sync_worker(cser_comm_t *c, int rank, void *arg)
+{
+    int *sync = arg;
+    cser_comm_set_sync(c, *sync);
+    float v[1000];
+    for (int i = 0; i < 1000; i++)
+        v[i] = (float)(rank + 1) * 0.1f * (float)i;
+    if (rank == 1) {
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CSER_CHECK(cser_comm_allreduce(c, v, 1000, CSER_REDUCE_AVG));
+    return v[999] == (0.1f * 999.0f + 0.2f * 999.0f) / 2.0f
+               ? CSER_OK
+               : cser_error(CSER_ERR_INTERNAL, "sync mode changed the sum");
+}
+
+static void test_sync_separates_waiting(void **state)
+{
+    (void)state;
+    rank_run on[MAXN], off[MAXN];
+    int sync_on = 1, sync_off = 0;
+    run_group(2, sync_worker, &sync_on, on);
+    run_group(2, sync_worker, &sync_off, off);
+    for (int r = 0; r < 2; r++) {
+        assert_int_equal(on[r].status, CSER_OK);
+        assert_int_equal(off[r].status, CSER_OK);
+        assert_true(on[r].stats.bytes_sent == off[r].stats.bytes_sent);
+        assert_true(on[r].stats.modeled_s == off[r].stats.modeled_s);
+        assert_true(off[r].stats.wait_s == 0);
+    }
+    assert_true(on[0].stats.wait_s >= 0.25);
+    assert_true(on[0].stats.comm_s < 0.2);
+    assert_true(off[0].stats.comm_s >= 0.25); /* off: waiting counts as comm_s */
+}
+
 static void test_watchdog_timeout(void **state)
 {
     (void)state;
@@ -525,7 +563,39 @@ static void test_mpi_availability(void **state)
     assert_int_equal(cser_comm_mpi_available(), 1);
 #endif
     cser_netmodel m = cser_netmodel_default();
-    assert_true(m.bandwidth_bps == 10e9 && m.latency_s == 50e-6);
+    assert_true(m.bandwidth_bps == 10e9 && m.latency_s == 50e-6 && m.tcp_framing == 1);
+}
+
+/* The default model charges TCP/IP + Ethernet + MPI headers: an allreduce of 100000
+ * floats on 2 ranks moves 400000 payload bytes each way (half the vector in the
+ * reduce-scatter, half in the allgather) in 2 messages per rank:
+ * w = 400064 + 66 * ceil(400064 / 1448) = 418346 bytes on the wire. */
+static cser_status framing_worker(cser_comm_t *c, int rank, void *arg)
+{
+    (void)rank;
+    (void)arg;
+    cser_netmodel m = cser_netmodel_default();
+    m.bandwidth_bps = 1e9;
+    m.latency_s = 0;
+    cser_comm_set_netmodel(c, &m);
+    float *v = calloc(100000, sizeof *v);
+    cser_status s = v ? cser_comm_allreduce(c, v, 100000, CSER_REDUCE_SUM) : CSER_ERR_NOMEM;
+    free(v);
+    return s;
+}
+
+static void test_model_tcp_framing(void **state)
+{
+    (void)state;
+    rank_run w[MAXN];
+    run_group(2, framing_worker, NULL, w);
+    for (int r = 0; r < 2; r++) {
+        assert_int_equal(w[r].status, CSER_OK);
+        assert_int_equal(w[r].stats.bytes_sent, 400000);
+        assert_int_equal(w[r].stats.messages, 2);
+        double want = (400064.0 + 66.0 * 277.0) * 8 / 1e9;
+        assert_true(fabs(w[r].stats.modeled_s - want) < 1e-12);
+    }
 }
 
 int main(void)
@@ -540,6 +610,8 @@ int main(void)
         cmocka_unit_test(test_abort_releases_peers),
         cmocka_unit_test(test_mismatched_counts),
         cmocka_unit_test(test_watchdog_timeout),
+        cmocka_unit_test(test_sync_separates_waiting),
+        cmocka_unit_test(test_model_tcp_framing),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_mpi_availability),
     };

@@ -43,13 +43,24 @@ typedef struct {
     uint64_t collectives; /* counted collective calls                          */
     double comm_s;        /* measured wall seconds inside collectives          */
     double modeled_s;     /* modeled network seconds (see cser_netmodel)       */
+    double wait_s;        /* measured seconds waiting for peers in the barrier
+                           * before each counted collective (cser_comm_set_sync;
+                           * then comm_s holds the transfer only)             */
 } cser_comm_stats;
 
-/* The network to model: each collective adds, per message on its critical path,
- * latency_s, plus max(bytes sent, bytes received) * 8 / bandwidth_bps. */
+/* The network to model: one full-duplex link of bandwidth_bps each way per rank, as
+ * one NIC per node behind a switch. Each collective adds, per message on its critical
+ * path, latency_s, plus max(wire bytes sent, wire bytes received) * 8 / bandwidth_bps.
+ * With tcp_framing the wire bytes of b payload bytes in m messages are
+ *   w = b + 32 m + 66 ceil((b + 32 m) / 1448)
+ * (32: Open MPI's TCP transport's header per message; 66 = Ethernet 14 + IPv4 20 +
+ * TCP 32 with timestamps per 1448-byte segment of a 1500-byte MTU: 4.6% on bulk data),
+ * else w = b. A real NIC also spends 24 bytes per frame on preamble, FCS and gap (1.6%
+ * more), which neither this model nor scripts/netlab.sh charges (docs/netlab.md). */
 typedef struct {
     double bandwidth_bps; /* bits per second (default 10e9)  */
     double latency_s;     /* seconds per message (default 50e-6) */
+    int tcp_framing;      /* 1: TCP/IP, Ethernet and MPI headers (default); 0: payload */
 } cser_netmodel;
 
 cser_netmodel cser_netmodel_default(void);
@@ -107,6 +118,13 @@ void cser_comm_set_netmodel(cser_comm_t *c, const cser_netmodel *m);
 /* Watchdog: a collective that waits longer than this for its peers fails with
  * CSER_ERR_COMM (0 = wait forever, the default). */
 void cser_comm_set_timeout(cser_comm_t *c, double seconds);
+
+/* Sync mode: each counted collective first waits in an (uncounted) barrier until every
+ * rank has entered it; that wait goes to wait_s, and comm_s measures only the
+ * collective itself, which then starts on all ranks together: waiting for a peer that
+ * still computes is separated from moving data. Costs one barrier per collective
+ * (ceil(log2 n) latencies). Returns the previous setting. Default off. */
+int cser_comm_set_sync(cser_comm_t *c, int on);
 
 /* Fast mode (MPI only): allreduce calls MPI_Allreduce, which is faster but not
  * bitwise reproducible across backends. Returns the previous setting. */

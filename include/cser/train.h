@@ -68,7 +68,9 @@ typedef struct {
     long stop_after;               /* stop after this many steps of this invocation, as
                                       if interrupted (tests of resume; 0 = off)       */
     int quiet;                     /* no progress lines                                */
-    double timeout;                /* collective watchdog seconds (0 = none)           */
+    double timeout;                /* collective watchdog seconds (0 = none; 300)      */
+    int measure_wait;              /* 1: a timed barrier before each counted collective
+                                      separates waiting for peers from transfer      */
     /* cser tune only */
     long budget_steps;             /* steps per candidate                              */
     double lr_grid[CSER_TRAIN_MAX_LRS]; /* learning rates tried                         */
@@ -156,6 +158,10 @@ typedef struct {
     char method[CSER_TRAIN_STR]; /* resolved method spec                              */
     char evaluated[64];       /* which model was tested                                */
     uint64_t model_hash;      /* FNV-1a of every worker's model, in rank order         */
+    /* worker 0, this invocation only (not carried over a resume): */
+    double wait_s;            /* waiting for peers before collectives (measure_wait)  */
+    double phase_comm_s[CSER_PHASE_COUNT];    /* comm_s per phase of optim.h        */
+    double phase_modeled_s[CSER_PHASE_COUNT]; /* modeled_comm_s per phase           */
 } cser_train_result;
 
 /* Runs a whole training. log: resolved configuration, progress and warnings (rank 0

@@ -19,22 +19,26 @@
  *   barrier: ceil(log2 n) empty messages sent (dissemination), and as many on the
  *     critical path
  *
- * Modeled time, per collective:
+ * Modeled time, per collective (full duplex: the busier direction counts):
  *   modeled_s += crit_messages * latency_s
- *              + max(bytes_sent, bytes_recv) * 8 / bandwidth_bps
+ *              + wire(max(bytes_sent, bytes_recv)) * 8 / bandwidth_bps
+ * where wire() adds the TCP/IP, Ethernet and MPI headers when net.tcp_framing is set
+ * (comm.h; measured against shaped links in docs/netlab.md)
  * with this rank's bytes of that collective. comm_s adds the measured wall time
- * (CLOCK_MONOTONIC) spent inside counted collectives. check_same and collectives made
+ * (CLOCK_MONOTONIC) spent inside counted collectives; in sync mode a barrier before
+ * each counted collective is timed into wait_s instead. check_same and collectives made
  * with counting off add nothing.
  */
 #include "comm/comm_impl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 cser_netmodel cser_netmodel_default(void)
 {
-    return (cser_netmodel){.bandwidth_bps = 10e9, .latency_s = 50e-6};
+    return (cser_netmodel){.bandwidth_bps = 10e9, .latency_s = 50e-6, .tcp_framing = 1};
 }
 
 double cser_comm_now(void)
@@ -102,6 +106,15 @@ void cser_comm_sum_ranks(float *dst, const float *const *src, int n, size_t len,
 
 /* ---- accounting ---- */
 
+/* Bytes on the wire for b payload bytes in m messages (cser_netmodel). */
+static double wire_bytes(const cser_netmodel *net, uint64_t b, uint64_t m)
+{
+    if (!net->tcp_framing || b == 0)
+        return (double)b;
+    double p = (double)b + 32.0 * (double)m;
+    return p + 66.0 * ceil(p / 1448.0);
+}
+
 static void comm_account(cser_comm_t *c, uint64_t sent, uint64_t recv, uint64_t msgs,
                          int crit_msgs, double seconds)
 {
@@ -111,10 +124,11 @@ static void comm_account(cser_comm_t *c, uint64_t sent, uint64_t recv, uint64_t 
     s->messages += msgs;
     s->collectives += 1;
     s->comm_s += seconds;
-    uint64_t worst = sent > recv ? sent : recv;
+    /* the messages received: as many as sent, except for a bcast's receivers (one) */
+    uint64_t worst = sent > recv ? sent : recv, wm = msgs > 0 ? msgs : 1;
     s->modeled_s += (double)crit_msgs * c->net.latency_s;
     if (c->net.bandwidth_bps > 0)
-        s->modeled_s += (double)worst * 8.0 / c->net.bandwidth_bps;
+        s->modeled_s += wire_bytes(&c->net, worst, wm) * 8.0 / c->net.bandwidth_bps;
 }
 
 static void account_allreduce(cser_comm_t *c, size_t count, double seconds)
@@ -165,6 +179,17 @@ static int ceil_log2(int n)
 
 static int counts_now(const cser_comm_t *c) { return c->counting && c->size > 1; }
 
+/* Sync mode: the barrier before a counted collective; its time is waiting for peers. */
+static cser_status comm_sync(cser_comm_t *c)
+{
+    if (!c->sync || !counts_now(c))
+        return CSER_OK;
+    double t0 = cser_comm_now();
+    CSER_CHECK(c->ops->barrier(c));
+    c->stats.wait_s += cser_comm_now() - t0;
+    return CSER_OK;
+}
+
 /* A local argument error: peers may already wait in the collective, so they are told
  * through the backend's fail hook (threads: the group fails). */
 static cser_status comm_local_error(cser_comm_t *c, cser_status s)
@@ -202,6 +227,7 @@ cser_status cser_comm_allreduce(cser_comm_t *c, float *buf, size_t count,
         return comm_local_error(c, cser_error(CSER_ERR_INVALID,
                                               "allreduce (rank %d): buf is NULL with count "
                                               "%zu", c->rank, count));
+    CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->allreduce(c, buf, count, op);
     if (s == CSER_OK && counts_now(c))
@@ -221,6 +247,7 @@ cser_status cser_comm_allgather(cser_comm_t *c, const void *send, size_t bytes,
                                               c->rank, send ? "set" : "NULL", bytes,
                                               recv ? "set" : "NULL",
                                               counts ? "set" : "NULL"));
+    CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->allgather(c, send, bytes, recv, recv_cap, counts);
     if (s == CSER_OK && counts_now(c))
@@ -240,6 +267,7 @@ cser_status cser_comm_bcast(cser_comm_t *c, void *buf, size_t bytes, int root)
         return comm_local_error(c, cser_error(CSER_ERR_INVALID,
                                               "bcast (rank %d): buf is NULL with %zu bytes",
                                               c->rank, bytes));
+    CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->bcast(c, buf, bytes, root);
     if (s == CSER_OK && counts_now(c))
@@ -325,6 +353,15 @@ void cser_comm_set_timeout(cser_comm_t *c, double seconds)
 {
     if (c)
         c->timeout_s = seconds > 0 ? seconds : 0;
+}
+
+int cser_comm_set_sync(cser_comm_t *c, int on)
+{
+    if (!c)
+        return 0;
+    int was = c->sync;
+    c->sync = on != 0;
+    return was;
 }
 
 int cser_comm_set_fast(cser_comm_t *c, int on)

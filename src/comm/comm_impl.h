@@ -38,6 +38,7 @@ struct cser_comm {
     int size;                 /* number of workers n                            */
     int counting;             /* 1: collectives add to stats                     */
     int fast;                 /* mpi: allreduce via MPI_Allreduce                 */
+    int sync;                 /* 1: barrier before counted collectives (wait_s)   */
     double timeout_s;         /* watchdog, 0 = wait forever                      */
     cser_netmodel net;        /* modeled network                                 */
     cser_comm_stats stats;    /* counted traffic                                 */

@@ -99,6 +99,8 @@ static const opt_def opts[] = {
      "stop after STEPS steps of this invocation, as if interrupted (0 = off)"},
     {"timeout", OPT_DOUBLE, F(timeout), 0, SCOPE_BOTH, 0, 0, 1e6, "SEC",
      "fail a collective that waits longer than SEC for its peers (0 = never)"},
+    {"measure-wait", OPT_BOOL, F(measure_wait), 0, SCOPE_BOTH, 0, 0, 1, "0|1",
+     "time a barrier before each collective: waiting for peers apart from transfer"},
     {"quiet", OPT_FLAG, F(quiet), 0, SCOPE_BOTH, 0, 0, 1, "", "no progress lines"},
     {"budget-steps", OPT_LONG, F(budget_steps), 0, SCOPE_TUNE, 0, 1, 1e12, "N",
      "steps per candidate configuration"},
@@ -126,6 +128,11 @@ cser_train_config cser_train_default_config(void)
     c.lr = 0.05;
     c.momentum = 0.9;
     c.nesterov = 1;
+    c.measure_wait = 1;
+    /* a silent dead link (a pulled cable, a switch port down) makes TCP retransmit for
+     * many minutes and MPI wait forever (docs/reliability.md): 300 s is far above any
+     * legitimate wait for a peer (an evaluation or a checkpoint: seconds here) */
+    c.timeout = 300;
     c.wd = 1e-4;
     c.warmup = 0.1;
     c.seed = 1;

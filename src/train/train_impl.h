@@ -175,6 +175,7 @@ typedef struct {
     long step;                /* steps completed                                  */
     train_ckpt_head base;     /* counters restored from a checkpoint              */
     cser_optim_stats stats0;  /* optimizer stats right after set-up or resume     */
+    double wait0;             /* communicator wait_s right after set-up or resume */
     double compute_s;         /* this invocation's compute seconds                */
     double t_start;           /* this invocation's start                          */
     double loss_sum;          /* mean training loss summed since the last row     */

@@ -24,10 +24,13 @@ static cser_status worker_setup(train_worker *w)
 {
     const train_shared *sh = w->sh;
     const cser_train_config *c = &sh->cfg;
-    cser_netmodel nm = {.bandwidth_bps = c->net_bandwidth, .latency_s = c->net_latency};
+    cser_netmodel nm = cser_netmodel_default();
+    nm.bandwidth_bps = c->net_bandwidth;
+    nm.latency_s = c->net_latency;
     cser_comm_set_netmodel(w->comm, &nm);
     if (c->timeout > 0)
         cser_comm_set_timeout(w->comm, c->timeout);
+    cser_comm_set_sync(w->comm, c->measure_wait);
     uint64_t fp = 0xcbf29ce484222325ULL;
     for (const char *p = sh->traj; *p; p++)
         fp = (fp ^ (unsigned char)*p) * 0x100000001b3ULL;
@@ -60,6 +63,9 @@ static cser_status worker_setup(train_worker *w)
     if (sh->resume_path[0])
         CSER_CHECK(train_ckpt_load(w));
     cser_optim_get_stats(w->opt, &w->stats0);
+    cser_comm_stats cs;
+    cser_comm_get_stats(w->comm, &cs);
+    w->wait0 = cs.wait_s;
     return CSER_OK;
 }
 
@@ -191,7 +197,9 @@ static cser_status train_one_step(train_worker *w, double *mean_loss)
     if (!isfinite(*mean_loss))
         return CSER_OK;
     cser_optim_stats before, after;
+    cser_comm_stats wbefore, wafter;
     cser_optim_get_stats(w->opt, &before);
+    cser_comm_get_stats(w->comm, &wbefore);
     t0 = compute_clock(w);
     float *g = cser_model_grads(w->model);
     if (c->clip_norm > 0)
@@ -199,8 +207,11 @@ static cser_status train_one_step(train_worker *w, double *mean_loss)
     CSER_CHECK(cser_optim_step(w->opt, g, (float)w->lr));
     dt += compute_clock(w) - t0;
     cser_optim_get_stats(w->opt, &after);
+    cser_comm_get_stats(w->comm, &wafter);
     for (int p = 0; c->threads != 1 && p < CSER_PHASE_COUNT; p++)
         dt -= after.comm_s[p] - before.comm_s[p];
+    if (c->threads != 1)
+        dt -= wafter.wait_s - wbefore.wait_s;
     w->compute_s += dt > 0 ? dt : 0;
     w->step++;
     return CSER_OK;
@@ -353,8 +364,16 @@ static void fill_result(train_worker *w)
     r->comm_s = h.comm_s;
     r->modeled_comm_s = h.modeled_comm_s;
     r->wall_s = h.wall_s;
-    r->nominal_rc =
-        cser_optim_nominal_ratio(&w->sh->plan.method, cser_model_params(w->model));
+    cser_optim_stats st;
+    cser_optim_get_stats(w->opt, &st);
+    for (int p = 0; p < CSER_PHASE_COUNT; p++) {
+        r->phase_comm_s[p] = st.comm_s[p] - w->stats0.comm_s[p];
+        r->phase_modeled_s[p] = st.modeled_s[p] - w->stats0.modeled_s[p];
+    }
+    cser_comm_stats cs;
+    cser_comm_get_stats(w->comm, &cs);
+    r->wait_s = cs.wait_s - w->wait0;
+    r->nominal_rc = cser_optim_nominal_ratio(&w->sh->plan.method, cser_model_params(w->model));
     /* SGD's dense allreduce per step: reduce-scatter + allgather, both directions */
     double n = w->sh->n, dense = 2.0 * 2.0 * (n - 1) / n * 4.0 * (double)w->d;
     double moved =
