@@ -1,7 +1,8 @@
 /* test_train_warmup.c: --warmup auto, the authors' warm-up rule scaled to the run:
  * parsing and formatting, the ratio R of the rule for every method, the length in
  * epochs (floor, cap, rounding, the issue's example), the ramp that multiplies the
- * schedule, and a trainer run whose metrics carry the resolved warm-up's rates. */
+ * schedule, a trainer run whose metrics carry the resolved warm-up's rates, and SGD
+ * keeping its fixed warm-up. */
 #include "testutil.h"
 
 #include <math.h>
@@ -101,10 +102,12 @@ static void test_auto_epochs(void **state)
      * epochs -> 1.6 */
     assert_true(fabs(auto_epochs("cser", 256, 0.1, 4) - 1.6) < 1e-12);
     assert_true(fabs(auto_epochs("cser", 256, 0.05, 4) - 0.8) < 1e-12);
-    /* floor: 4 of 200 epochs (SGD always; CSER at R_C2 32, lr 0.05: 2.5 -> 4) */
-    assert_true(fabs(auto_epochs("sgd", 0, 0.1, 200) - 4) < 1e-12);
-    assert_true(fabs(auto_epochs("sgd", 0, 1.0, 1) - 0.02) < 1e-12);
+    /* SGD: its fixed warm-up, whatever the lr and the length */
+    assert_true(auto_epochs("sgd", 0, 0.1, 200) == CSER_WARMUP_SGD);
+    assert_true(auto_epochs("sgd", 0, 1.0, 1) == CSER_WARMUP_SGD);
+    /* floor: 4 of 200 epochs (CSER at R_C2 32, lr 0.05: 2.5 -> 4; local SGD H 16) */
     assert_true(fabs(auto_epochs("cser", 16, 0.05, 200) - 4) < 1e-12);
+    assert_true(fabs(auto_epochs("local-sgd", 16, 0.1, 1) - 0.02) < 1e-12);
     /* cap: R_C2 2048 at lr 0.1 asks for 320 of 200 epochs: the whole run */
     assert_true(fabs(auto_epochs("cser", 1024, 0.1, 3) - 3) < 1e-12);
     /* rounding to whole epochs of 200, half to even like Python's round():
@@ -198,6 +201,33 @@ static void test_trainer_uses_the_rule(void **state)
     assert_int_equal(cser_test_rm_tree(dir), 0);
 }
 
+/* SGD with --warmup auto runs exactly as with --warmup 0.1 (its fixed warm-up). */
+static void test_sgd_auto_is_the_fixed_warmup(void **state)
+{
+    (void)state;
+    cser_train_config c = cser_train_default_config();
+    snprintf(c.method, sizeof c.method, "sgd");
+    snprintf(c.model, sizeof c.model, "mlp");
+    snprintf(c.dataset, sizeof c.dataset, "synthetic");
+    c.workers = 2;
+    c.batch = 16;
+    c.steps = 12;
+    c.eval_every = 0;
+    c.train_subset = 320;
+    c.test_subset = 32;
+    c.lr = 0.1;
+    c.quiet = 1;
+    cser_train_result a, b, z;
+    c.warmup = CSER_WARMUP_AUTO;
+    assert_cser_ok(cser_train_run(&c, NULL, &a));
+    c.warmup = CSER_WARMUP_SGD;
+    assert_cser_ok(cser_train_run(&c, NULL, &b));
+    c.warmup = 0;
+    assert_cser_ok(cser_train_run(&c, NULL, &z));
+    assert_true(a.model_hash == b.model_hash);
+    assert_true(a.model_hash != z.model_hash); /* the warm-up changes the run */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_auto_epochs),
         cmocka_unit_test(test_ramp_multiplies_schedule),
         cmocka_unit_test(test_trainer_uses_the_rule),
+        cmocka_unit_test(test_sgd_auto_is_the_fixed_warmup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,8 +135,11 @@ double cser_schedule_lr(const cser_schedule *s, double base_lr, long t, long tot
 
 /* --warmup auto: the authors' warm-up rule (their CIFAR scripts), scaled from their
  * 200 epochs to a run of run_epochs: W = run_epochs * min(200, max(4, rint(R * 5/128 *
- * lr/0.05 * 2))) / 200 epochs, R = cser_warmup_ratio(method) (docs/methods.md). */
+ * lr/0.05 * 2))) / 200 epochs, R = cser_warmup_ratio(method), the ramp multiplying the
+ * schedule; SGD keeps the fixed CSER_WARMUP_SGD epochs (ramp, then the schedule), as
+ * the authors' SGD had no rule (docs/methods.md). */
 #define CSER_WARMUP_AUTO (-1.0) /* cser_train_config.warmup: resolve with the rule */
+#define CSER_WARMUP_SGD  0.1    /* epochs: SGD's fixed warm-up (the default --warmup) */
 
 /* R of the rule: the nominal ratio (as written in the spec) of the traffic that carries
  * every step's update: R_C2 for cser/cser-fused; where no update is sent (C2 = zero:

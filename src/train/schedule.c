@@ -152,6 +152,8 @@ double cser_warmup_ratio(const cser_optim_config *m)
 
 double cser_warmup_auto_epochs(const cser_optim_config *m, double lr, double run_epochs)
 {
+    if (m->kind == CSER_METHOD_SGD)
+        return CSER_WARMUP_SGD;
     double w200 = rint(cser_warmup_ratio(m) * 5.0 / 128.0 * lr / 0.05 * 2.0);
     if (w200 < 4)
         w200 = 4;

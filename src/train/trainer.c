@@ -89,7 +89,7 @@ static cser_status make_shared(const cser_train_config *cfg, int n,
     if (cfg->warmup == CSER_WARMUP_AUTO) {
         sh->warmup_epochs = cser_warmup_auto_epochs(
             &sh->ocfg, cfg->lr, (double)sh->total_steps / sh->steps_per_epoch);
-        sh->sched.warmup_multiplies = 1;
+        sh->sched.warmup_multiplies = sh->ocfg.kind != CSER_METHOD_SGD;
     }
     sh->augment = !strncmp(cfg->dataset, "cifar", 5);
     /* the trajectory options, and what the method resolved to (a resumed run must

@@ -394,7 +394,10 @@ static void print_start(train_worker *w)
             "%ld steps (%.2f epochs)%s\n",
             sh->cfg.model, w->d, sh->train->n, sh->test->n, sh->total_steps,
             (double)sh->total_steps / sh->steps_per_epoch, w->step ? " (resumed)" : "");
-    if (sh->cfg.warmup == CSER_WARMUP_AUTO)
+    if (sh->cfg.warmup == CSER_WARMUP_AUTO && sh->ocfg.kind == CSER_METHOD_SGD)
+        fprintf(sh->log, "  warmup auto: %g epochs (SGD's fixed warm-up)\n",
+                sh->warmup_epochs);
+    else if (sh->cfg.warmup == CSER_WARMUP_AUTO)
         fprintf(sh->log,
                 "  warmup auto: %.4g epochs (%ld steps; R = %g, lr %g; "
                 "docs/methods.md)\n",
