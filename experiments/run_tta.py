@@ -24,6 +24,16 @@ above, until the best has both neighbours tried (or sits at the edge of the grid
 run that diverges or collapses (final accuracy < 20%) is not a candidate, and when
 every run failed the walk goes below the lowest lr tried. The chosen lr is the best seed-1 final accuracy (ties: the larger lr).
 
+Not here yet (a later session, with scripts/netlab.sh of issue 11): the measured half
+of the issue (item 3b). The plan: a phase per shaped link (1 Gbit/s, 100 Mbit/s) that
+runs, for each configuration of study W at its chosen lr, `mpirun -np 4 ... cser train
+--backend mpi --batch 64` (4 ranks x 64 = study W's 256 images per step) inside the lab,
+into experiments/runs/LAB1G/ and LAB100M/ with the same naming; metrics.csv then holds
+both the measured wall clock (wall_s) and the modeled time of the same run, which
+report_tta.py can turn into `source=measured` rows next to the modeled ones; PyTorch
+DDP and DDP + PowerSGD (bench/ddp_torch.py grown to cnn-wide and to one process per
+namespace) on the same links.
+
 Each run writes experiments/runs/<study>/<method>_rc<R>_lr<lr>_s<seed>_iid/
 (config.json, metrics.csv, exit.txt). A run whose metrics.csv ends with a `final` or
 `diverged` row is skipped, so the script can be stopped (kill) and started again; an

@@ -90,6 +90,8 @@ static void test_all_models_all_inputs(void **state)
     for (int i = 0; i < 5; i++)
         for (int s = 0; s < 2; s++)
             for (int k = 10; k <= 100; k += 90) {
+                if (i == 4 && (s != 0 || k != 10))
+                    continue; /* cnn-wide (10.8M): once here, 3x32x32/100 in the tables */
                 int c = shapes[s][0], h = shapes[s][1], n = 2;
                 cser_model_t *m = make(names[i], c, h, k, n);
                 float *img = images((size_t)n * c * h * h, 1);
