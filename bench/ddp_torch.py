@@ -2,7 +2,10 @@
 # Fashion-MNIST, batch per worker, SGD (Nesterov 0.9, wd 1e-4), optional PowerSGD hook.
 # Prints one line:  ddp mode=MODE world=N batch=B steps=S imgs_per_s=X
 # Usage: OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Cooperlake /usr/bin/python3 \
-#          bench/ddp_torch.py MODE WORLD BATCH WARMUP STEPS   (MODE: sgd | powersgd:RANK)
+#          bench/ddp_torch.py MODE WORLD BATCH WARMUP STEPS [MODEL]
+#        MODE: sgd | powersgd:RANK; MODEL: cnn (default) | cnn-wide (fc 4096 - fc 1024,
+#        10.8M parameters, as `cser train --model cnn-wide`); MASTER_ADDR/MASTER_PORT
+#        from the environment if set.
 import gzip
 import os
 import struct
@@ -28,16 +31,20 @@ def load_images():
     return x, y.long()
 
 
-def cnn():
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Linear(128, 10))
+def cnn(name="cnn"):
+    convs = [nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+             nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]
+    if name == "cnn-wide":
+        return nn.Sequential(*convs, nn.Linear(64 * 5 * 5, 4096), nn.ReLU(),
+                             nn.Linear(4096, 1024), nn.ReLU(), nn.Linear(1024, 10))
+    if name != "cnn":
+        raise ValueError("ddp_torch.py: MODEL: expected cnn or cnn-wide, got '%s'" % name)
+    return nn.Sequential(*convs, nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
-def worker(rank, world, mode, batch, warmup, steps, result):
+def worker(rank, world, mode, batch, warmup, steps, result, model_name):
     torch.set_num_threads(1)
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29533")
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(1)
@@ -46,7 +53,7 @@ def worker(rank, world, mode, batch, warmup, steps, result):
     if mode.startswith("powersgd"):
         # the hook aborts under gloo with DDP's default 1 MiB first bucket
         torch.distributed._DEFAULT_FIRST_BUCKET_BYTES = 25 * 2 ** 20
-    model = nn.parallel.DistributedDataParallel(cnn())
+    model = nn.parallel.DistributedDataParallel(cnn(model_name))
     if mode.startswith("powersgd"):
         from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as ps
         state = ps.PowerSGDState(process_group=None,
@@ -77,9 +84,12 @@ def worker(rank, world, mode, batch, warmup, steps, result):
 
 def main():
     mode, world, batch, warmup, steps = sys.argv[1], *map(int, sys.argv[2:6])
+    model_name = sys.argv[6] if len(sys.argv) > 6 else "cnn"
+    cnn(model_name)     # a bad name fails here, before any process starts
     ctx = mp.get_context("spawn")
     result = ctx.SimpleQueue()
-    mp.spawn(worker, args=(world, mode, batch, warmup, steps, result), nprocs=world)
+    mp.spawn(worker, args=(world, mode, batch, warmup, steps, result, model_name),
+             nprocs=world)
     dt = result.get()
     print("ddp mode=%s world=%d batch=%d steps=%d imgs_per_s=%.1f"
           % (mode, world, batch, steps, world * batch * steps / dt))

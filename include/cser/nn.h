@@ -24,7 +24,7 @@ extern "C" {
 typedef struct cser_model cser_model_t;
 
 typedef struct {
-    const char *name; /* "mlp", "cnn", "resnet8", "resnet20"            */
+    const char *name; /* "mlp", "cnn", "resnet8", "resnet20", "cnn-wide" */
     int in_c;         /* input channels (1 or 3)                        */
     int in_h, in_w;   /* input height and width (28 or 32)              */
     int nclasses;     /* output classes (10 or 100)                     */

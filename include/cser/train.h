@@ -122,6 +122,8 @@ typedef struct {
     int nmilestones;                              /* step: number of milestones */
     double milestones[CSER_SCHED_MAX_MILESTONES]; /* step: epochs, increasing   */
     double factor;                                /* step: multiplier, (0, 1]   */
+    int warmup_multiplies; /* 1: the warm-up ramp multiplies a schedule that spans the
+                              whole run (the authors' composition; --warmup auto)      */
 } cser_schedule;
 
 /* "const", "cosine" or "step:E1,E2,...:F" (epochs, increasing; factor F). */
@@ -132,6 +134,25 @@ cser_status cser_schedule_parse(const char *spec, cser_schedule *out);
  * cosine decays from base_lr to 0 over the steps after the warm-up. */
 double cser_schedule_lr(const cser_schedule *s, double base_lr, long t, long total_steps,
                         double steps_per_epoch, double warmup_epochs);
+
+/* --warmup auto: the authors' warm-up rule (their CIFAR scripts), scaled from their
+ * 200 epochs to a run of run_epochs: W = run_epochs * min(200, max(4, rint(R * 5/128 *
+ * lr/0.05 * 2))) / 200 epochs, R = cser_warmup_ratio(method), the ramp multiplying the
+ * schedule; SGD keeps the fixed CSER_WARMUP_SGD epochs (ramp, then the schedule), as
+ * the authors' SGD had no rule (docs/methods.md). */
+#define CSER_WARMUP_AUTO (-1.0) /* cser_train_config.warmup: resolve with the rule */
+#define CSER_WARMUP_SGD  0.1    /* epochs: SGD's fixed warm-up (the default --warmup) */
+
+/* R of the rule: the nominal ratio (as written in the spec) of the traffic that carries
+ * every step's update: R_C2 for cser/cser-fused; where no update is sent (C2 = zero:
+ * csea, cser-pl) R_C1 * H; ef-sgd R_C; qsparse R_C1 * H; local-sgd H; sgd 1. */
+double cser_warmup_ratio(const cser_optim_config *method);
+double cser_warmup_auto_epochs(const cser_optim_config *method, double lr,
+                               double run_epochs);
+
+/* "--warmup" values: a number of epochs >= 0, or "auto" (CSER_WARMUP_AUTO). */
+cser_status cser_warmup_parse(const char *v, double *out);
+void cser_warmup_format(double warmup, char *buf, size_t n);
 
 /* ---- running ---- */
 

@@ -1,9 +1,15 @@
-/* models.c: the named models (mlp, cnn, resnet8, resnet20) built from layers.
+/* models.c: the named models (mlp, cnn, resnet8, resnet20, cnn-wide) built from layers.
  *
  * mlp:      flatten - fc1 256 - relu - fc2 nclasses.
  * cnn:      conv1 32 3x3 (no padding) - relu - maxpool 2 - conv2 64 3x3 - relu -
  *           maxpool 2 - flatten - fc1 128 - relu - fc2 nclasses (PyTorch's
  *           Conv2d(c, 32, 3) etc.; 1x28x28 -> 1600 features, 3x32x32 -> 2304).
+ * cnn-wide: the cnn's two convolutions, then wide dense layers: flatten - fc1 4096 -
+ *           relu - fc2 1024 - relu - fc3 nclasses (1x28x28: d = 10,782,090, 99.8% of
+ *           it in fc1 and fc2). A workload in the paper's regime of bytes per step
+ *           (10-25M parameters) whose compute per image stays small: on 8 workers a
+ *           dense allreduce of its d floats costs more than a step's compute on a
+ *           1 Gbit/s network (docs/nn.md).
  * resnet8/resnet20: CIFAR ResNet (He et al. 2016, section 4.2): conv1 16 3x3 pad 1 -
  *           bn1 - relu, three stages of 16/32/64 channels with 1 (resnet8) or 3
  *           (resnet20) basic blocks (conv3x3-bn-relu-conv3x3-bn, + shortcut, relu);
@@ -16,7 +22,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const model_names[] = {"mlp", "cnn", "resnet8", "resnet20", NULL};
+static const char *const model_names[] = {"mlp", "cnn", "resnet8", "resnet20", "cnn-wide",
+                                           NULL};
 
 const char *const *cser_model_names(void) { return model_names; }
 
@@ -44,6 +51,19 @@ static cser_status build_cnn(cser_model_t *m)
     CSER_CHECK(nn_flatten(m, "flatten", x, &x));
     CSER_CHECK(nn_dense(m, "fc1", x, 128, 1, &x));
     return nn_dense(m, "fc2", x, m->cfg.nclasses, 0, &x);
+}
+
+static cser_status build_cnn_wide(cser_model_t *m)
+{
+    int x;
+    CSER_CHECK(nn_conv(m, "conv1", 0, 32, 3, 1, 0, 1, 1, &x));
+    CSER_CHECK(nn_maxpool(m, "pool1", x, 2, 2, &x));
+    CSER_CHECK(nn_conv(m, "conv2", x, 64, 3, 1, 0, 1, 1, &x));
+    CSER_CHECK(nn_maxpool(m, "pool2", x, 2, 2, &x));
+    CSER_CHECK(nn_flatten(m, "flatten", x, &x));
+    CSER_CHECK(nn_dense(m, "fc1", x, 4096, 1, &x));
+    CSER_CHECK(nn_dense(m, "fc2", x, 1024, 1, &x));
+    return nn_dense(m, "fc3", x, m->cfg.nclasses, 0, &x);
 }
 
 /* One basic block "layer<s>.<b>" from activation in; output in *out. */
@@ -96,8 +116,10 @@ cser_status nn_build_named(cser_model_t *m)
         return build_resnet(m, 1);
     if (!strcmp(n, "resnet20"))
         return build_resnet(m, 3);
+    if (!strcmp(n, "cnn-wide"))
+        return build_cnn_wide(m);
     return cser_error(CSER_ERR_INVALID,
-                      "model: unknown model name '%s' (expected mlp, cnn, resnet8 or "
-                      "resnet20)",
+                      "model: unknown model name '%s' (expected mlp, cnn, resnet8, "
+                      "resnet20 or cnn-wide)",
                       n);
 }

@@ -20,7 +20,8 @@ typedef enum {
     OPT_U64,       /* uint64_t                         */
     OPT_BANDWIDTH, /* double bits/s, "10G", "100M"     */
     OPT_LATENCY,   /* double seconds, "50us", "1ms"    */
-    OPT_LRS        /* lr_grid + n_lr_grid, "0.05,0.1"  */
+    OPT_LRS,       /* lr_grid + n_lr_grid, "0.05,0.1"  */
+    OPT_WARMUP     /* double epochs, or "auto" (schedule.c) */
 } opt_type;
 
 enum { SCOPE_TRAIN = CSER_CMD_TRAIN, SCOPE_TUNE = CSER_CMD_TUNE, SCOPE_BOTH = 3 };
@@ -48,7 +49,7 @@ static const opt_def opts[] = {
      "target overall ratio R_C >= 1 for a method name (0 = 256; not with a spec that "
      "names compressors)"},
     {"model", OPT_STR, F(model), S(model), SCOPE_BOTH, 1, 0, 0, "NAME",
-     "model: mlp, cnn, resnet8, resnet20"},
+     "model: mlp, cnn, resnet8, resnet20, cnn-wide"},
     {"dataset", OPT_STR, F(dataset), S(dataset), SCOPE_BOTH, 1, 0, 0, "NAME",
      "dataset: fashion-mnist, mnist, cifar10, cifar100, synthetic"},
     {"data-dir", OPT_STR, F(data_dir), S(data_dir), SCOPE_BOTH, 0, 0, 0, "DIR",
@@ -72,8 +73,8 @@ static const opt_def opts[] = {
     {"wd", OPT_DOUBLE, F(wd), 0, SCOPE_BOTH, 1, 0, 1, "LAMBDA", "weight decay"},
     {"lr-schedule", OPT_STR, F(lr_schedule), S(lr_schedule), SCOPE_BOTH, 1, 0, 0, "S",
      "const, cosine, or step:E1,E2,..:FACTOR (epochs)"},
-    {"warmup", OPT_DOUBLE, F(warmup), 0, SCOPE_BOTH, 1, 0, 1e6, "EPOCHS",
-     "linear learning-rate warm-up"},
+    {"warmup", OPT_WARMUP, F(warmup), 0, SCOPE_BOTH, 1, 0, 1e6, "EPOCHS|auto",
+     "linear learning-rate warm-up (auto: the authors' rule, docs/methods.md)"},
     {"split", OPT_STR, F(split), S(split), SCOPE_BOTH, 1, 0, 0, "S",
      "data split over workers: iid or dirichlet:ALPHA"},
     {"seed", OPT_U64, F(seed), 0, SCOPE_BOTH, 1, 0, 0, "S", "seed of everything random"},
@@ -198,6 +199,7 @@ static void format_value(const opt_def *o, const cser_train_config *c, char *buf
         break;
     case OPT_BANDWIDTH: train_format_bandwidth(*(const double *)p, buf, n); break;
     case OPT_LATENCY: train_format_latency(*(const double *)p, buf, n); break;
+    case OPT_WARMUP: cser_warmup_format(*(const double *)p, buf, n); break;
     case OPT_LRS: {
         size_t used = 0;
         buf[0] = '\0';
@@ -394,6 +396,7 @@ static cser_status parse_value(const opt_def *o, const char *v, cser_train_confi
         *(double *)p = x;
         return CSER_OK;
     case OPT_LRS: return parse_lrs(o, v, c);
+    case OPT_WARMUP: return cser_warmup_parse(v, (double *)p);
     }
     return cser_error(CSER_ERR_INTERNAL, "--%s: unknown option type", o->name);
 }
@@ -481,8 +484,8 @@ static cser_status validate_names(const cser_train_config *c)
     const char *const *models = cser_model_names();
     if (models && !in_list(c->model, models))
         return cser_error(CSER_ERR_INVALID,
-                          "--model: unknown model '%s' (expected mlp, cnn, resnet8 or "
-                          "resnet20)",
+                          "--model: unknown model '%s' (expected mlp, cnn, resnet8, "
+                          "resnet20 or cnn-wide)",
                           c->model);
     if (!in_list(c->dataset, train_dataset_names))
         return cser_error(
@@ -513,7 +516,8 @@ cser_status train_plan_make(const cser_train_config *c, cser_train_cmd cmd,
         else if (o->type == OPT_LONG)
             x = (double)*(const long *)p;
         else if (o->type == OPT_DOUBLE || o->type == OPT_LATENCY ||
-                 o->type == OPT_BANDWIDTH)
+                 o->type == OPT_BANDWIDTH ||
+                 (o->type == OPT_WARMUP && *(const double *)p != CSER_WARMUP_AUTO))
             x = *(const double *)p;
         else
             continue;
@@ -653,7 +657,8 @@ int train_config_json_plan(const cser_train_config *c, cser_train_cmd cmd,
         format_value(o, c, v, sizeof v);
         int numeric = o->type == OPT_INT || o->type == OPT_LONG ||
                       o->type == OPT_DOUBLE || o->type == OPT_BOOL ||
-                      o->type == OPT_FLAG || o->type == OPT_U64;
+                      o->type == OPT_FLAG || o->type == OPT_U64 ||
+                      (o->type == OPT_WARMUP && strcmp(v, "auto"));
         if (o->type == OPT_BANDWIDTH || o->type == OPT_LATENCY) {
             format_double(*(const double *)((const char *)c + o->offset), v, sizeof v);
             numeric = 1;

@@ -150,6 +150,7 @@ typedef struct {
     int n;                      /* workers                                         */
     long total_steps;           /* steps of the whole run                          */
     double steps_per_epoch;     /* N_train / (n * batch)                           */
+    double warmup_epochs;       /* --warmup, resolved (auto: the authors' rule)     */
     int augment;                /* CIFAR augmentation                              */
     char traj[8192];            /* trajectory options, compared on resume          */
     char ckpt_path[CSER_TRAIN_PATH + 32]; /* "" = no checkpoints                   */

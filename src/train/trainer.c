@@ -82,6 +82,12 @@ static cser_status make_shared(const cser_train_config *cfg, int n,
         cfg->steps > 0 ? cfg->steps : (long)ceil(cfg->epochs * sh->steps_per_epoch);
     if (sh->total_steps < 1)
         sh->total_steps = 1;
+    sh->warmup_epochs = cfg->warmup;
+    if (cfg->warmup == CSER_WARMUP_AUTO) {
+        sh->warmup_epochs = cser_warmup_auto_epochs(
+            &sh->ocfg, cfg->lr, (double)sh->total_steps / sh->steps_per_epoch);
+        sh->sched.warmup_multiplies = sh->ocfg.kind != CSER_METHOD_SGD;
+    }
     sh->augment = !strncmp(cfg->dataset, "cifar", 5);
     /* the trajectory options, and what the method resolved to (a resumed run must
      * continue with the same optimizer configuration even if the ratio rules change) */

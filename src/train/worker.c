@@ -180,7 +180,7 @@ static cser_status train_one_step(train_worker *w, double *mean_loss)
     const train_shared *sh = w->sh;
     const cser_train_config *c = &sh->cfg;
     w->lr = cser_schedule_lr(&sh->plan.sched, c->lr, w->step, sh->total_steps,
-                             sh->steps_per_epoch, c->warmup);
+                             sh->steps_per_epoch, sh->warmup_epochs);
     CSER_CHECK(cser_loader_next(w->loader, c->batch, w->images, w->labels));
     double t0 = compute_clock(w);
     float loss = 0;
@@ -399,6 +399,15 @@ static void print_start(train_worker *w)
             "%ld steps (%.2f epochs)%s\n",
             sh->cfg.model, w->d, sh->train->n, sh->test->n, sh->total_steps,
             (double)sh->total_steps / sh->steps_per_epoch, w->step ? " (resumed)" : "");
+    if (sh->cfg.warmup == CSER_WARMUP_AUTO && sh->ocfg.kind == CSER_METHOD_SGD)
+        fprintf(sh->log, "  warmup auto: %g epochs (SGD's fixed warm-up)\n",
+                sh->warmup_epochs);
+    else if (sh->cfg.warmup == CSER_WARMUP_AUTO)
+        fprintf(sh->log,
+                "  warmup auto: %.4g epochs (%ld steps; R = %g, lr %g; "
+                "docs/methods.md)\n",
+                sh->warmup_epochs, (long)llround(sh->warmup_epochs * sh->steps_per_epoch),
+                cser_warmup_ratio(&sh->ocfg), sh->cfg.lr);
     if (w->step)
         fprintf(sh->log, "  resumed at step %ld from %s\n", w->step, sh->resume_path);
     fflush(sh->log);

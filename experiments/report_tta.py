@@ -1,0 +1,370 @@
+#!/usr/bin/python3
+# Tables, plots and the time-to-accuracy CSV of the issue-12 studies (W, F), from the
+# recorded runs alone.
+"""Usage: experiments/report_tta.py
+
+Reads experiments/runs/W and experiments/runs/F (experiments/run_tta.py); writes
+experiments/results/time_to_accuracy.csv, experiments/results/tta_tables.md,
+tta_*.dat / tta_*.png, and the generated part of docs/RESULTS.md between the markers
+<!-- tta:begin ... --> and <!-- tta:end -->. Safe while the study runs: unfinished
+runs are left out.
+
+Modeled time of a metrics row (the runs model 1 Gbit/s, 50 us per message):
+  compute_s + latency * messages + (1 Gbit/s / B) * (modeled_comm_s - latency * messages)
+i.e. worker 0's compute time plus the modeled network time with the bytes term scaled
+to bandwidth B (the latency term kept). Time to a target = that time at the first
+evaluation whose test accuracy is >= the target (evaluations every 30 steps).
+"""
+import csv
+import glob
+import json
+import math
+import os
+import re
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNS = os.path.join(ROOT, "experiments", "runs")
+OUT = os.path.join(ROOT, "experiments", "results")
+METHODS = ["sgd", "local-sgd", "ef-sgd", "qsparse", "csea", "cser-pl", "cser"]
+RCS = [1, 16, 256, 1024]
+GRID = ["0.4", "0.2", "0.1", "0.05", "0.025", "0.0125", "0.00625", "0.003125"]
+NETWORKS = (("1G", 1e9), ("100M", 1e8))
+WORKLOAD = "fashion-mnist/cnn-wide/8x32"
+NAME = re.compile(r"^(?P<m>[a-z-]+)_rc(?P<rc>\d+)_lr(?P<lr>[0-9.e-]+)_s(?P<s>\d+)_iid"
+                  r"(?P<extra>.*)$")
+
+
+def load(study):
+    runs = []
+    for d in sorted(glob.glob(os.path.join(RUNS, study, "*"))):
+        mt = NAME.match(os.path.basename(d))
+        if not mt:
+            continue
+        try:
+            with open(os.path.join(d, "config.json")) as f:
+                cfg = json.load(f)
+            with open(os.path.join(d, "metrics.csv")) as f:
+                rows = list(csv.DictReader(f))
+        except (OSError, ValueError):
+            continue
+        if not rows or rows[-1]["event"] not in ("final", "diverged"):
+            continue
+        wall = None
+        try:
+            with open(os.path.join(d, "exit.txt")) as f:
+                text = f.read()
+            wall = float(text.split()[3])
+            act = re.search(r"R_C\s+actual ([0-9.]+)", text)
+        except (OSError, ValueError, IndexError):
+            act = None
+        runs.append({"dir": d, "cfg": cfg, "rows": rows, "method": mt.group("m"),
+                     "rc": int(mt.group("rc")), "lr": mt.group("lr"),
+                     "seed": int(mt.group("s")), "extra": mt.group("extra"),
+                     "diverged": rows[-1]["event"] == "diverged",
+                     "acc": 100.0 * float(rows[-1]["test_acc"]),
+                     "actual_rc": act.group(1) if act else None, "wall": wall})
+    return runs
+
+
+def mean_std(xs):
+    m = sum(xs) / len(xs)
+    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, s
+
+
+def sel(runs, method, rc, lr=None, seed=None, extra=""):
+    return [r for r in runs if r["method"] == method and r["rc"] == rc and
+            r["extra"] == extra and (lr is None or r["lr"] == lr) and
+            (seed is None or r["seed"] == seed)]
+
+
+def chosen_lr(runs, method, rc):
+    ok = [r for r in sel(runs, method, rc, seed=1) if not r["diverged"] and r["acc"] >= 20]
+    if not ok:
+        return None
+    return max(ok, key=lambda r: (r["acc"], float(r["lr"])))["lr"]
+
+
+def modeled(row, cfg, bw):
+    lat = float(cfg["net-latency"]) * float(row["messages"])
+    scale = float(cfg["net-bandwidth"]) / bw
+    return float(row["compute_s"]) + lat + scale * (float(row["modeled_comm_s"]) - lat)
+
+
+def time_to(run, target, bw):
+    for row in run["rows"]:
+        if row["event"] == "diverged":
+            return None
+        if 100.0 * float(row["test_acc"]) >= target:
+            return modeled(row, run["cfg"], bw)
+    return None
+
+
+def step_to(run, target):
+    for row in run["rows"]:
+        if row["event"] != "diverged" and 100.0 * float(row["test_acc"]) >= target:
+            return int(row["step"])
+    return None
+
+
+def per_step(run):
+    """(compute s, modeled comm s at 1 Gbit/s) per step, from the last row."""
+    row = run["rows"][-1]
+    steps = max(1, int(row["step"]))
+    return (float(row["compute_s"]) / steps,
+            (modeled(row, run["cfg"], 1e9) - float(row["compute_s"])) / steps)
+
+
+def lr_table(runs):
+    lines = ["### Study W: seed-1 lr walk (final test accuracy %; chosen lr in bold)", "",
+             "| method | R_C | " + " | ".join("lr " + lr for lr in GRID) +
+             " | actual R_C | resolved method |", "|---|---|" + "---|" * (len(GRID) + 2)]
+    keys = sorted({(r["method"], r["rc"]) for r in runs if r["seed"] == 1 and not r["extra"]},
+                  key=lambda k: (RCS.index(k[1]) if k[1] in RCS else 99,
+                                 METHODS.index(k[0]) if k[0] in METHODS else 99))
+    for m, rc in keys:
+        got = {r["lr"]: r for r in sel(runs, m, rc, seed=1)}
+        best = chosen_lr(runs, m, rc)
+        cells = ["diverge" if lr in got and got[lr]["diverged"] else
+                 (("**%.2f**" if lr == best else "%.2f") % got[lr]["acc"] if lr in got
+                  else "-") for lr in GRID]
+        any_run = next(iter(got.values()))
+        act = next((r["actual_rc"] for r in got.values() if r["actual_rc"]), "-")
+        lines.append("| %s | %d | %s | %s | `%s` |" % (m, rc, " | ".join(cells), act,
+                                                      any_run["cfg"]["resolved_method"]))
+    return lines
+
+
+def accuracy_table(runs):
+    lines = ["### Study W: final test accuracy (%) at the chosen lr, mean +- std over seeds",
+             "", "| method | " + " | ".join("R_C %d" % rc for rc in RCS) + " |",
+             "|---|" + "---|" * len(RCS)]
+    for m in METHODS:
+        cells = []
+        for rc in RCS:
+            if (m == "sgd") != (rc == 1):
+                cells.append("")
+                continue
+            lr = chosen_lr(runs, m, rc)
+            rs = sel(runs, m, rc, lr=lr) if lr else sel(runs, m, rc)
+            if not rs:
+                cells.append("-")
+                continue
+            accs = [r["acc"] for r in rs if not r["diverged"]]
+            if not accs:
+                cells.append("diverge (lr %s)" % ", ".join(sorted({r["lr"] for r in rs})))
+                continue
+            mu, sd = mean_std(accs)
+            div = len(rs) - len(accs)
+            cells.append("%.2f +- %.2f (n=%d, lr %s)%s" % (mu, sd, len(accs), lr,
+                                                          ", %d diverge" % div if div else ""))
+        if any(c not in ("", "-") for c in cells):
+            lines.append("| %s | %s |" % (m, " | ".join(cells)))
+    return lines
+
+
+def tta(runs):
+    """Rows of time_to_accuracy.csv and the markdown tables."""
+    sgd_lr = chosen_lr(runs, "sgd", 1)
+    if sgd_lr is None:
+        return [], ["(study W: no finished SGD run yet)"]
+    sgd_runs = [r for r in sel(runs, "sgd", 1, lr=sgd_lr) if not r["diverged"]]
+    sgd_final = mean_std([r["acc"] for r in sgd_runs])[0]
+    # the ratio over every finished SGD run of the study (any lr: same work per step)
+    steps = sorted(per_step(r) for r in runs if r["method"] == "sgd")
+    cs = [c for c, _ in steps]
+    n = steps[0][1]
+    c = cs[len(cs) // 2]
+    lines = ["SGD (lr %s, %d seed%s): final test accuracy %.2f%%." %
+             (sgd_lr, len(sgd_runs), "s" if len(sgd_runs) > 1 else "", sgd_final), "",
+             "**Dense allreduce against compute** (every finished SGD run of study W, %d "
+             "runs; worker 0's thread CPU time per step, which other jobs on the 2 shared "
+             "cores inflate): compute per step min %.1f ms, median %.1f ms, max %.1f ms; "
+             "modeled dense allreduce on 1 Gbit/s %.1f ms per step. **The allreduce costs "
+             "%.1fx the compute at the median (%.1fx at the slowest step time, %.1fx at the "
+             "fastest)**, %.0fx at 100 Mbit/s; so a method that computes the same steps can "
+             "be at most %.1fx faster than SGD on 1 Gbit/s (%.0fx on 100 Mbit/s)." %
+             (len(cs), 1e3 * cs[0], 1e3 * c, 1e3 * cs[-1], 1e3 * n, n / c, n / cs[-1],
+              n / cs[0], 10 * n / c, (c + n) / c, (c + 10 * n) / c), ""]
+    csv_rows = []
+    for drop in (1.0, 3.0):
+        target = sgd_final - drop
+        lines += ["### Study W: time to %.2f%% (SGD's final - %g), modeled" % (target, drop),
+                  "", "| method | R_C | lr | seeds reaching | step (seed 1) | 1 Gbit/s (s) | "
+                  "speedup | 100 Mbit/s (s) | speedup |", "|---|---|---|---|---|---|---|---|---|"]
+        base = {}
+        for m in METHODS:
+            for rc in RCS:
+                if (m == "sgd") != (rc == 1):
+                    continue
+                lr = chosen_lr(runs, m, rc)
+                rs = sel(runs, m, rc, lr=lr) if lr else []
+                if not rs:
+                    if sel(runs, m, rc):     # walked, all diverged
+                        for net, _ in NETWORKS:
+                            csv_rows.append([WORKLOAD, net, m, rc, "%.2f" % target, "", 0,
+                                             "modeled"])
+                        lines.append("| %s | %d | - | diverged | - | - | - | - | - |" % (m, rc))
+                    continue
+                cells = []
+                reach = [r for r in rs if time_to(r, target, 1e9) is not None]
+                s1 = next((r for r in rs if r["seed"] == 1), rs[0])
+                st = step_to(s1, target)
+                for net, bw in NETWORKS:
+                    if len(reach) == len(rs):
+                        secs = sum(time_to(r, target, bw) for r in rs) / len(rs)
+                        if m == "sgd":
+                            base[net] = secs
+                        sp = base[net] / secs if base.get(net) else 0.0
+                        csv_rows.append([WORKLOAD, net, m, rc, "%.2f" % target,
+                                         "%.2f" % secs, "%.2f" % sp, "modeled"])
+                        cells += ["%.1f" % secs, "%.2fx" % sp]
+                    else:
+                        csv_rows.append([WORKLOAD, net, m, rc, "%.2f" % target, "", 0,
+                                         "modeled"])
+                        cells += ["-", "-"]
+                lines.append("| %s | %d | %s | %d of %d | %s | %s |" % (
+                    m, rc, lr, len(reach), len(rs), st if st is not None else "not reached",
+                    " | ".join(cells)))
+        lines.append("")
+    return csv_rows, lines
+
+
+def write_csv(rows):
+    path = os.path.join(OUT, "time_to_accuracy.csv")
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["workload", "network", "method", "rc", "target", "seconds",
+                    "speedup_vs_sgd", "source"])
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def plots(runs):
+    curves = []
+    for m in METHODS:
+        for rc in RCS:
+            if (m == "sgd") != (rc == 1):
+                continue
+            lr = chosen_lr(runs, m, rc)
+            r = next(iter(sel(runs, m, rc, lr=lr, seed=1)), None) if lr else None
+            if r is None or r["diverged"]:
+                continue
+            name = "%s_rc%d" % (m, rc)
+            with open(os.path.join(OUT, "tta_W_%s.dat" % name), "w") as f:
+                for row in r["rows"]:
+                    f.write("%.4f %.4f %.3f\n" % (modeled(row, r["cfg"], 1e9),
+                            modeled(row, r["cfg"], 1e8), 100 * float(row["test_acc"])))
+            curves.append(name)
+    if not curves:
+        return
+    gp = ["set terminal png noenhanced size 1000,650", "set grid", "set key bottom right",
+          "set logscale x 10", "set yrange [60:95]", "set ylabel 'test accuracy (%)'"]
+    for col, net in ((1, "1 Gbit/s"), (2, "100 Mbit/s")):
+        tag = "1g" if col == 1 else "100m"
+        gp += ["set output '%s/tta_acc_vs_time_%s.png'" % (OUT, tag),
+               "set title 'study W: cnn-wide, 8 workers, seed 1 at the chosen lr'",
+               "set xlabel 'modeled time on %s, 8 workers (s)'" % net,
+               "plot " + ", ".join("'%s/tta_W_%s.dat' using %d:3 with linespoints title '%s'"
+                                   % (OUT, c, col, c) for c in curves)]
+    p = subprocess.run(["gnuplot"], input="\n".join(gp) + "\n", universal_newlines=True,
+                       stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        print("report_tta.py: gnuplot failed: " + p.stderr)
+
+
+def warm_table(runs):
+    lines = []
+    for rc in (256, 1024):
+        fx = [r for r in runs if r["method"] == "cser" and r["rc"] == rc and
+              r["extra"] == "_warm0.1"]
+        if not fx:
+            continue
+        if not lines:
+            lines = ["### Study W: --warmup auto against the fixed 0.1-epoch warm-up "
+                     "(CSER, seed 1, the lr chosen with auto)", "",
+                     "| R_C | lr | auto: final acc | fixed 0.1: final acc |", "|---|---|---|---|"]
+        r0 = fx[0]
+        auto = sel(runs, "cser", rc, lr=r0["lr"], seed=1)
+        lines.append("| %d | %s | %s | %s |" % (
+            rc, r0["lr"], "%.2f" % auto[0]["acc"] if auto and not auto[0]["diverged"]
+            else ("diverge" if auto else "-"),
+            "diverge" if r0["diverged"] else "%.2f" % r0["acc"]))
+    return lines + [""] if lines else []
+
+
+def study_f(runs):
+    if not runs:
+        return []
+    lines = ["### Study F: cnn, SGD budgets (flat when the last two evaluations, one per "
+             "epoch, differ by < 0.2 points)", "",
+             "| run | epochs | last two evaluations (%) | difference | flat |",
+             "|---|---|---|---|---|"]
+    for r in runs:
+        if r["method"] != "sgd" or r["seed"] != 1:
+            continue
+        ev = [100 * float(x["test_acc"]) for x in r["rows"] if x["event"] in ("eval", "final")]
+        if len(ev) < 2:
+            continue
+        d = abs(ev[-1] - ev[-2])
+        lines.append("| %s | %s | %.2f, %.2f | %.2f | %s |" % (
+            os.path.basename(r["dir"]), r["extra"].lstrip("_e"), ev[-2], ev[-1], d,
+            "yes" if d < 0.2 else "no"))
+    budgets = sorted({r["extra"] for r in runs if r["method"] == "cser"})
+    for b in budgets:
+        lines += ["", "### Study F: final test accuracy at %s epochs (mean +- std over seeds)"
+                  % b.lstrip("_e"), "", "| method | R_C | n | accuracy | SGD - it |",
+                  "|---|---|---|---|---|"]
+        sg = [r["acc"] for r in runs if r["method"] == "sgd" and r["extra"] == b
+              and not r["diverged"]]
+        sgm = mean_std(sg)[0] if sg else None
+        for m, rc in [("sgd", 1), ("cser", 16), ("cser", 32), ("cser", 256), ("cser", 1024)]:
+            accs = [r["acc"] for r in runs if r["method"] == m and r["rc"] == rc and
+                    r["extra"] == b and not r["diverged"]]
+            if not accs:
+                continue
+            mu, sd = mean_std(accs)
+            lines.append("| %s | %d | %d | %.2f +- %.2f | %s |" % (
+                m, rc, len(accs), mu, sd, "%.2f" % (sgm - mu) if sgm is not None else "-"))
+    return lines + [""]
+
+
+def splice(lines):
+    path = os.path.join(ROOT, "docs", "RESULTS.md")
+    begin, end = "<!-- tta:begin (experiments/report_tta.py) -->", "<!-- tta:end -->"
+    try:
+        with open(path) as f:
+            doc = f.read()
+    except OSError:
+        return
+    i, j = doc.find(begin), doc.find(end)
+    if i < 0 or j < i:
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(doc[:i + len(begin)] + "\n" + "\n".join(lines).strip() + "\n" + doc[j:])
+    os.replace(tmp, path)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    for old in glob.glob(os.path.join(OUT, "tta_W_*.dat")):
+        os.remove(old)
+    w, f = load("W"), load("F")
+    lines = ["Runs recorded: study W %d, study F %d." % (len(w), len(f)), ""]
+    rows, tlines = tta(w)
+    lines += tlines
+    lines += accuracy_table(w) + [""] + lr_table(w) + [""] + warm_table(w) + study_f(f)
+    write_csv(rows)
+    with open(os.path.join(OUT, "tta_tables.md"), "w") as fh:
+        fh.write("# Generated by experiments/report_tta.py; do not edit.\n\n" +
+                 "\n".join(lines) + "\n")
+    splice(lines)
+    plots(w)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+#!/usr/bin/python3
+# Runs the time-to-accuracy study (issue 12) through the `cser` CLI, resumably.
+"""Usage: experiments/run_tta.py [--phase P ...] [--deadline HH:MM] [--dry-run]
+
+Study W: Fashion-MNIST, model cnn-wide (10.8M parameters), 8 in-process workers,
+batch 32 per worker, 1 epoch, --warmup auto for every method, modeled network 1 Gbit/s
+(100 Mbit/s derived from the same rows by experiments/report_tta.py).
+Study F: Fashion-MNIST cnn at a budget where SGD has flattened (item 4 of the issue).
+
+Phases (default order: w1 wseeds wrest fixw f1 fbudget fseeds):
+  w1      seed 1: the lr walk of SGD, then CSER at R_C 256, 1024 and 16
+  wseeds  seeds 2 and 3 of SGD and CSER at 256 and 1024, at the chosen lr
+  wrest   seed 1: the lr walk of local SGD, EF-SGD, QSparse, CSEA, CSER-PL at 256,
+          1024 and 16
+  fixw    CSER at 256 and 1024 at the chosen lr with the fixed 0.1-epoch warm-up
+          (evidence for --warmup auto)
+  fbudget study F: SGD on cnn for 8, 16, 32 epochs until its last two evaluations
+          differ by < 0.2 points (the flat budget)
+  fseeds  study F at the flat budget: SGD and CSER at R_C 16, 32, 256, 1024, 3 seeds
+
+lr walk: the grid 0.4 ... 0.003125 (halving); a configuration starts at its start lr
+(SGD 0.1; the others SGD's chosen lr / 4, or 0.025 before SGD has one), then runs the neighbour below the best lr, then the one
+above, until the best has both neighbours tried (or sits at the edge of the grid); a
+run that diverges or collapses (final accuracy < 20%) is not a candidate, and when
+every run failed the walk goes below the lowest lr tried. The chosen lr is the best seed-1 final accuracy (ties: the larger lr).
+
+Not here yet (a later session, with scripts/netlab.sh of issue 11): the measured half
+of the issue (item 3b). The plan: a phase per shaped link (1 Gbit/s, 100 Mbit/s) that
+runs, for each configuration of study W at its chosen lr, `mpirun -np 4 ... cser train
+--backend mpi --batch 64` (4 ranks x 64 = study W's 256 images per step) inside the lab,
+into experiments/runs/LAB1G/ and LAB100M/ with the same naming; metrics.csv then holds
+both the measured wall clock (wall_s) and the modeled time of the same run, which
+report_tta.py can turn into `source=measured` rows next to the modeled ones; PyTorch
+DDP and DDP + PowerSGD (bench/ddp_torch.py grown to cnn-wide and to one process per
+namespace) on the same links.
+
+Each run writes experiments/runs/<study>/<method>_rc<R>_lr<lr>_s<seed>_iid/
+(config.json, metrics.csv, exit.txt). A run whose metrics.csv ends with a `final` or
+`diverged` row is skipped, so the script can be stopped (kill) and started again; an
+unfinished run is redone from scratch. No new run starts after --deadline (UTC), and a
+run that would still be going at the deadline is not started if its expected length
+(from the recorded runs of the same study) does not fit.
+"""
+import csv
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CSER = os.path.join(ROOT, "build", "cser")
+RUNS = os.path.join(ROOT, "experiments", "runs")
+
+GRID = ["0.4", "0.2", "0.1", "0.05", "0.025", "0.0125", "0.00625", "0.003125"]
+START = {"sgd": "0.1"}
+START_LOCAL = "0.025"
+RCS = (256, 1024, 16)
+OTHERS = ["local-sgd", "ef-sgd", "qsparse", "csea", "cser-pl"]
+
+STUDIES = {
+    # study W: the communication-bound workload
+    "W": ["--model", "cnn-wide", "--dataset", "fashion-mnist", "--workers", "8",
+          "--batch", "32", "--epochs", "1", "--eval-every", "30", "--warmup", "auto",
+          "--lr-schedule", "cosine", "--net-bandwidth", "1G", "--quiet"],
+    # study F: cnn, study A's protocol (batch 16, 0.1-epoch warm-up), longer budgets
+    "F": ["--model", "cnn", "--dataset", "fashion-mnist", "--workers", "8",
+          "--batch", "16", "--eval-every", "469", "--warmup", "0.1",
+          "--lr-schedule", "cosine", "--net-bandwidth", "1G", "--quiet"],
+}
+F_BUDGETS = ("8", "16", "32")       # epochs tried for the flat budget, in order
+F_LR = {("sgd", 1): "0.1", ("cser", 16): "0.025", ("cser", 32): "0.025",
+        ("cser", 256): "0.0125", ("cser", 1024): "0.0125"}   # study A's picks (RESULTS.md)
+
+
+def run_name(method, rc, lr, seed, extra=""):
+    return "%s_rc%d_lr%s_s%d_iid%s" % (method, rc, lr, seed, extra)
+
+
+def run_dir(study, method, rc, lr, seed, extra=""):
+    return os.path.join(RUNS, study, run_name(method, rc, lr, seed, extra))
+
+
+def last_row(path):
+    try:
+        with open(os.path.join(path, "metrics.csv")) as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return None
+    return rows[-1] if rows else None
+
+
+def rows_of(path):
+    try:
+        with open(os.path.join(path, "metrics.csv")) as f:
+            return list(csv.DictReader(f))
+    except OSError:
+        return []
+
+
+def finished(path):
+    row = last_row(path)
+    return row is not None and row["event"] in ("final", "diverged")
+
+
+def final_acc(path):
+    """Final test accuracy (%), -1 for a diverged run, None if not finished."""
+    row = last_row(path)
+    if row is None or row["event"] not in ("final", "diverged"):
+        return None
+    return -1.0 if row["event"] == "diverged" else 100.0 * float(row["test_acc"])
+
+
+def tried(study, method, rc):
+    out = {}
+    for lr in GRID:
+        a = final_acc(run_dir(study, method, rc, lr, 1))
+        if a is not None:
+            out[lr] = a
+    return out
+
+
+def chosen_lr(study, method, rc):
+    t = tried(study, method, rc)
+    ok = {lr: a for lr, a in t.items() if a >= COLLAPSED}
+    if not ok:
+        return None
+    return max(ok, key=lambda lr: (ok[lr], float(lr)))
+
+
+COLLAPSED = 20.0   # a final accuracy below this (10 classes) counts as a failed run
+
+
+def next_in_walk(study, method, rc):
+    """The next lr of the walk, or None when the walk is done."""
+    t = tried(study, method, rc)
+    if not t:
+        if method in START:
+            return START[method]
+        sgd = chosen_lr(study, "sgd", 1)    # 2 grid steps below SGD's lr (SGD / 4)
+        return GRID[GRID.index(sgd) + 2] if sgd and GRID.index(sgd) + 2 < len(GRID) \
+            else START_LOCAL
+    good = {lr: a for lr, a in t.items() if a >= COLLAPSED}
+    if not good:    # every run diverged or collapsed: go below the lowest tried
+        lowest = max(GRID.index(lr) for lr in t)
+        return GRID[lowest + 1] if lowest + 1 < len(GRID) else None
+    best = max(good, key=lambda lr: (good[lr], float(lr)))
+    i = GRID.index(best)
+    for j in (i + 1, i - 1):    # the lower neighbour first, then the higher
+        if 0 <= j < len(GRID) and GRID[j] not in t:
+            return GRID[j]
+    return None
+
+
+def command(study, method, rc, lr, seed, out, epochs=None, warmup=None):
+    cmd = [CSER, "train", "--method", method, "--lr", lr, "--seed", str(seed),
+           "--out", out] + STUDIES[study]
+    if method != "sgd":
+        cmd += ["--rc", str(rc)]
+    if epochs is not None:
+        cmd += ["--epochs", epochs]
+    if warmup is not None:
+        cmd[cmd.index("--warmup") + 1] = warmup
+    return cmd
+
+
+def expected_seconds(study):
+    """Median wall time of the finished runs of a study (for the deadline check)."""
+    walls = []
+    base = os.path.join(RUNS, study)
+    for d in os.listdir(base) if os.path.isdir(base) else []:
+        try:
+            with open(os.path.join(base, d, "exit.txt")) as f:
+                walls.append(float(f.readline().split()[3]))
+        except (OSError, ValueError, IndexError):
+            pass
+    walls.sort()
+    return walls[len(walls) // 2] if walls else 0.0
+
+
+class Deadline(Exception):
+    pass
+
+
+class Runner:
+    def __init__(self, deadline, dry):
+        self.deadline, self.dry = deadline, dry
+
+    def minutes_left(self):
+        if not self.deadline:
+            return 1e9
+        hh, mm = (int(x) for x in self.deadline.split(":"))
+        now = time.gmtime()
+        return hh * 60 + mm - (now.tm_hour * 60 + now.tm_min + now.tm_sec / 60.0)
+
+    def run(self, study, method, rc, lr, seed, extra="", epochs=None, warmup=None):
+        out = run_dir(study, method, rc, lr, seed, extra)
+        if finished(out):
+            return
+        left = self.minutes_left()
+        need = expected_seconds(study) / 60.0 if epochs is None else 0.0
+        if left <= 0 or need > left:
+            raise Deadline()
+        cmd = command(study, method, rc, lr, seed, out, epochs, warmup)
+        print(time.strftime("%H:%M:%S"), " ".join(cmd[1:]), flush=True)
+        if self.dry:
+            return
+        for f in ("metrics.csv", "metrics.jsonl"):
+            if os.path.exists(os.path.join(out, f)):
+                os.remove(os.path.join(out, f))
+        os.makedirs(out, exist_ok=True)
+        t0 = time.time()
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True)
+        with open(os.path.join(out, "exit.txt"), "w") as f:
+            f.write("exit %d wall %.1f s\n%s" % (p.returncode, time.time() - t0,
+                                                p.stdout[-3000:]))
+        for junk in ("checkpoint.bin", "checkpoint.bin.tmp", "curves.png"):
+            if os.path.exists(os.path.join(out, junk)):
+                os.remove(os.path.join(out, junk))
+        print("   exit %d, %.0f s" % (p.returncode, time.time() - t0), flush=True)
+
+    def walk(self, study, method, rc):
+        while True:
+            lr = next_in_walk(study, method, rc)
+            if lr is None:
+                return
+            self.run(study, method, rc, lr, 1)
+            if self.dry or final_acc(run_dir(study, method, rc, lr, 1)) is None:
+                return
+
+
+def flat_budget():
+    """The first study-F SGD budget whose last two evaluations differ by < 0.2
+    points, or None."""
+    for e in F_BUDGETS:
+        rows = [r for r in rows_of(run_dir("F", "sgd", 1, F_LR[("sgd", 1)], 1, "_e" + e))
+                if r["event"] in ("eval", "final")]
+        if len(rows) >= 2 and rows[-1]["event"] == "final":
+            if abs(float(rows[-1]["test_acc"]) - float(rows[-2]["test_acc"])) * 100 < 0.2:
+                return e
+    return None
+
+
+def phase(r, name):
+    W = "W"
+    if name == "w1":
+        r.walk(W, "sgd", 1)
+        for rc in RCS:
+            r.walk(W, "cser", rc)
+    elif name == "wseeds":
+        for seed in (2, 3):
+            for m, rc in [("sgd", 1)] + [("cser", rc) for rc in (256, 1024)]:
+                lr = chosen_lr(W, m, rc)
+                if lr is not None:
+                    r.run(W, m, rc, lr, seed)
+    elif name == "wrest":
+        for rc in RCS:
+            for m in ("csea", "cser-pl", "qsparse", "ef-sgd", "local-sgd"):
+                r.walk(W, m, rc)
+    elif name == "fixw":
+        for rc in (256, 1024):
+            lr = chosen_lr(W, "cser", rc)
+            if lr is not None:
+                r.run(W, "cser", rc, lr, 1, "_warm0.1", warmup="0.1")
+    elif name == "fbudget":
+        for e in F_BUDGETS:
+            if flat_budget() is not None:
+                return
+            r.run("F", "sgd", 1, F_LR[("sgd", 1)], 1, "_e" + e, epochs=e)
+    elif name == "fseeds":
+        e = flat_budget()
+        if e is None:
+            print("fseeds: no flat budget yet (phase fbudget first)")
+            return
+        for seed in (1, 2, 3):
+            for (m, rc), lr in sorted(F_LR.items(), key=lambda kv: kv[0][1]):
+                r.run("F", m, rc, lr, seed, "_e" + e, epochs=e)
+    else:
+        sys.exit("run_tta.py: unknown phase '%s' (expected w1, wseeds, wrest, fixw, "
+                 "fbudget, fseeds)" % name)
+
+
+def main(argv):
+    phases, deadline, dry = [], None, False
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--phase" and i + 1 < len(argv):
+            phases.append(argv[i + 1]); i += 2
+        elif argv[i] == "--deadline" and i + 1 < len(argv):
+            deadline = argv[i + 1]; i += 2
+            try:
+                hh, mm = (int(x) for x in deadline.split(":"))
+                if not (0 <= hh < 24 and 0 <= mm < 60):
+                    raise ValueError
+            except ValueError:
+                sys.exit("run_tta.py: --deadline: expected HH:MM (UTC), got '%s'" % deadline)
+        elif argv[i] == "--dry-run":
+            dry = True; i += 1
+        else:
+            sys.exit("run_tta.py: unknown argument '%s' (see the usage at the top)" % argv[i])
+    if not os.access(CSER, os.X_OK):
+        sys.exit("run_tta.py: %s is missing: build first (make build)" % CSER)
+    r = Runner(deadline, dry)
+    try:
+        for name in phases or ["w1", "wseeds", "wrest", "fixw", "fbudget", "fseeds"]:
+            phase(r, name)
+    except Deadline:
+        print("deadline %s UTC: stopping before the next run (resume: the same command)"
+              % deadline, flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
