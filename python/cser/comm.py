@@ -31,19 +31,31 @@ _OPS = {"sum": 0, "avg": 1}
 
 
 class _GroupHandle:
-    """Owns a cser_comm_group_t; freed after every communicator that uses it."""
+    """Owns a cser_comm_group_t and frees it after its own finalizer AND every member
+    communicator's have run, in whatever order the garbage collector calls them
+    (objects of one unreachable cycle are finalized in no particular order)."""
 
     def __init__(self, n):
         h = ctypes.c_void_p()
         _lib.check(lib.cser_comm_group_create(n, ctypes.byref(h)),
                    "cser.Comm.threads(%d)" % n)
         self.h = h.value
+        self.members = 0
+        self.dead = False
         self._free = lib.cser_comm_group_free
 
-    def __del__(self):
-        if getattr(self, "h", None) is not None:
+    def member_freed(self):
+        self.members -= 1
+        self._maybe_free()
+
+    def _maybe_free(self):
+        if self.dead and self.members == 0 and self.h is not None:
             self._free(self.h)
             self.h = None
+
+    def __del__(self):
+        self.dead = True
+        self._maybe_free()
 
 
 class Comm:
@@ -184,6 +196,8 @@ class Comm:
         if getattr(self, "_h", None) is not None and getattr(self, "_free", None):
             self._free(self._h)
             self._h = None
+            if self._keep is not None:
+                self._keep.member_freed()
 
     def __repr__(self):
         state = "closed" if self._closed else "rank %d of %d" % (self.rank, self.size)
@@ -206,6 +220,7 @@ class ThreadsGroup(Sequence):
             _lib.check(lib.cser_comm_threads_create(g.h, r, ctypes.byref(h)),
                        "cser.Comm.threads(%d)" % n)
             c = Comm(h.value, keep=g)
+            g.members += 1
             self._comms.append(c)
             if timeout:
                 c.set_timeout(timeout)

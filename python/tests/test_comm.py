@@ -106,3 +106,20 @@ def test_one_communicator_two_threads_and_closed():
         group[1].allreduce(np.zeros(4, np.int32))
     with pytest.raises(ValueError):
         cser.Comm.threads(0)
+
+
+def test_garbage_collected_cycles_free_in_any_order():
+    """A group, its communicators and an optimizer caught in a reference cycle are
+    finalized in no particular order; freeing must not depend on it (it once hung)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import gc, sys; sys.path.insert(0, %r); import cser\n"
+            "for i in range(200):\n"
+            "    g = cser.Comm.threads(3); g.me = g; c = g[1]; c.me = (c, g)\n"
+            "    del g, c\n"
+            "    gc.collect()\n"
+            "print('ok')\n" % os.path.join(os.path.dirname(__file__), ".."))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
