@@ -7,8 +7,10 @@ Where the library is looked for, first hit wins:
   2. next to this package (cser/libcser.so*, for a copied or bundled library);
   3. a checkout: <repo>/build/libcser.so when this package is <repo>/python/cser
      (`make` then `PYTHONPATH=python`);
-  4. the installed library (`make install`): <prefix>/lib*/libcser.so.0 for the
-     Python prefix and /usr/local, then the system loader's search path.
+  4. the installed library (`make install` puts this package in
+     <prefix>/<libdir>/python3/dist-packages/cser, three levels below the library):
+     <libdir>/libcser.so.0 relative to this file, then <prefix>/lib*/libcser.so.0 for
+     the Python prefix and /usr/local, then the system loader's search path.
 
 Every ctypes call through CDLL releases the GIL, so threads workers (Comm.threads)
 run the library's collectives concurrently. cser_last_error() is per thread and read on
@@ -126,6 +128,8 @@ def _candidates():
     out = [os.path.join(here, n) for n in ("libcser.so", "libcser.so.0")]
     repo = os.path.dirname(os.path.dirname(here))
     out.append(os.path.join(repo, "build", "libcser.so"))
+    libdir = os.path.dirname(os.path.dirname(os.path.dirname(here)))
+    out.append(os.path.join(libdir, "libcser.so.0"))
     for prefix in dict.fromkeys((sys.prefix, "/usr/local", "/usr")):
         for libdir in ("lib", "lib64", "lib/x86_64-linux-gnu", "lib/aarch64-linux-gnu"):
             out.append(os.path.join(prefix, libdir, "libcser.so.0"))
