@@ -13,6 +13,7 @@ chooses the randomness; the same draw gives the same support on every worker for
 allreduce-compatible compressors (identity, zero, grbs, randk).
 """
 import ctypes
+import threading
 
 import numpy as np
 
@@ -99,12 +100,26 @@ class Compressor:
                    "cser.Compressor(%r)" % spec)
         self._h = h.value
         self._layouts = {}
+        self._lock = threading.Lock()
 
     # ---- properties ----
     def _handle(self):
         if self._h is None:
             raise ValueError("cser.Compressor: this compressor is closed")
         return self._h
+
+    def _call(self, what, fn, *args):
+        """One call into the library with the compressor's scratch: refused (ValueError)
+        while another thread is inside one, instead of a data race."""
+        if not self._lock.acquire(blocking=False):
+            raise ValueError("%s: the compressor is in use by another thread (a "
+                             "compressor holds scratch space: use one per thread)" % what)
+        try:
+            if self._h is None:
+                raise ValueError("cser.Compressor: this compressor is closed")
+            return fn(self._h, *args)
+        finally:
+            self._lock.release()
 
     @property
     def spec(self):
@@ -172,8 +187,8 @@ class Compressor:
             raise ValueError("select: %s is not allreduce-compatible (its support "
                              "depends on the data)" % self.spec)
         sup = _Support()
-        _lib.check(lib.cser_compressor_select(self._handle(), lay.ref, ctypes.byref(draw),
-                                              sup.ref), "select")
+        _lib.check(self._call("select", lib.cser_compressor_select, lay.ref,
+                              ctypes.byref(draw), sup.ref), "select")
         return sup
 
     # ---- encode / decode / residual ----
@@ -189,15 +204,14 @@ class Compressor:
         nbytes = ctypes.c_size_t(0)
         supref = sup.ref if sup is not None else None
         if residual is None:
-            _lib.check(lib.cser_compressor_encode(h, lay.ref, ctypes.byref(draw), supref,
-                                                  b.ptr, msg, ctypes.byref(nbytes)),
-                       "encode")
+            _lib.check(self._call("encode", lib.cser_compressor_encode, lay.ref,
+                                  ctypes.byref(draw), supref, b.ptr, msg,
+                                  ctypes.byref(nbytes)), "encode")
         else:
             r = _buffers.floats(residual, "residual", writable=True, n=b.n)
-            _lib.check(lib.cser_compressor_encode_resid(h, lay.ref, ctypes.byref(draw),
-                                                        supref, b.ptr, msg,
-                                                        ctypes.byref(nbytes), r.ptr),
-                       "encode")
+            _lib.check(self._call("encode", lib.cser_compressor_encode_resid, lay.ref,
+                                  ctypes.byref(draw), supref, b.ptr, msg,
+                                  ctypes.byref(nbytes), r.ptr), "encode")
         data = msg.raw[:nbytes.value]
         return Message(data, lay, sup, (seed, step, salt, rank), b.shape,
                        sup.runs() if sup is not None else None)
@@ -226,8 +240,8 @@ class Compressor:
         o = _buffers.floats(out, "out", writable=True, n=lay.d)
         if not isinstance(alpha, (int, float, np.floating, np.integer)):
             raise TypeError("decode: alpha must be a number, got %r" % (alpha,))
-        _lib.check(lib.cser_compressor_decode_add(h, lay.ref, sup.ref if sup else None,
-                                                  ptr, nbytes, float(alpha), o.ptr),
+        _lib.check(self._call("decode", lib.cser_compressor_decode_add, lay.ref,
+                              sup.ref if sup else None, ptr, nbytes, float(alpha), o.ptr),
                    "decode")
         del keep
         return out
@@ -247,9 +261,15 @@ class Compressor:
 
     def close(self):
         """Frees the compressor now (it is also freed when garbage collected)."""
-        if self._h is not None:
-            self._free(self._h)
-            self._h = None
+        if self._h is None:
+            return
+        if not self._lock.acquire(blocking=False):
+            raise ValueError("close: the compressor is in use by another thread")
+        try:
+            h, self._h = self._h, None
+            self._free(h)
+        finally:
+            self._lock.release()
 
     def __del__(self):
         if getattr(self, "_h", None) is not None and self._free is not None:

@@ -221,9 +221,12 @@ class Optimizer(torch.optim.Optimizer):
 
     # ---- stepping ----
     def _handle(self, what):
-        if self._h is None:
+        """The _Handle (callers keep it in a local during a call, so that close() on
+        another thread cannot free the C object under them)."""
+        ho = self._h
+        if ho is None:
             raise ValueError("%s: the optimizer is closed" % what)
-        return self._h.h
+        return ho
 
     def _lr(self):
         lrs = {g["lr"] for g in self.param_groups}
@@ -264,7 +267,8 @@ class Optimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step of the method (collective: every worker calls it in lockstep)."""
-        h = self._handle("step")
+        ho = self._handle("step")
+        h = ho.h
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -293,7 +297,7 @@ class Optimizer(torch.optim.Optimizer):
     @property
     def is_local(self):
         """True if workers keep local models between synchronizations."""
-        return bool(lib.cser_optim_is_local(self._handle("is_local")))
+        return bool(lib.cser_optim_is_local(self._handle("is_local").h))
 
     @property
     def rank(self):
@@ -312,7 +316,8 @@ class Optimizer(torch.optim.Optimizer):
         """The model to evaluate as a new flat tensor of d floats: the average of the
         workers' models for local-model methods (a collective, not counted as
         training traffic; every worker must call it), this worker's model otherwise."""
-        h = self._handle("eval_model")
+        ho = self._handle("eval_model")
+        h = ho.h
         out = torch.empty(self.d, dtype=torch.float32)
         self.comm._enter("eval_model")
         try:
@@ -342,7 +347,8 @@ class Optimizer(torch.optim.Optimizer):
     def get_vector(self, which):
         """A copy of one state vector: "model" (x_i), "momentum" (m_i), "error" (e_i)
         or "synced" (x_i - e_i, bitwise the same on every worker for CSER)."""
-        h = self._handle("get_vector")
+        ho = self._handle("get_vector")
+        h = ho.h
         if which not in _VECTORS:
             raise ValueError("get_vector: expected one of %s, got %r"
                              % (", ".join(_VECTORS), which))
@@ -357,7 +363,8 @@ class Optimizer(torch.optim.Optimizer):
         phase update/reset/average), comm_s, modeled_s, and R_C as `cser train`
         reports it: actual (SGD's dense allreduce bytes per step over the bytes this
         worker moved per step) and nominal."""
-        h = self._handle("stats")
+        ho = self._handle("stats")
+        h = ho.h
         s = _lib.OptimStats()
         lib.cser_optim_get_stats(h, ctypes.byref(s))
         phases = {name: {"bytes_up": s.bytes_sent[i], "bytes_down": s.bytes_recv[i],
@@ -380,7 +387,8 @@ class Optimizer(torch.optim.Optimizer):
         """This worker's complete state: the library's state blob (model, momentum,
         errors, step counter; cser_optim_save) and the param groups' hyperparameters.
         load_state_dict on an optimizer of the same configuration continues bitwise."""
-        h = self._handle("state_dict")
+        ho = self._handle("state_dict")
+        h = ho.h
         size = lib.cser_optim_state_size(h)
         blob = torch.empty(size, dtype=torch.uint8)
         written = ctypes.c_size_t(0)
@@ -398,7 +406,8 @@ class Optimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict):
         """Restores a state_dict() of an optimizer with the same method, configuration
         and parameter shapes (any mismatch raises and changes nothing)."""
-        h = self._handle("load_state_dict")
+        ho = self._handle("load_state_dict")
+        h = ho.h
         if not isinstance(state_dict, dict) or not isinstance(state_dict.get("cser"), dict):
             raise ValueError("load_state_dict: not a cser.torch.Optimizer state_dict (no "
                              "'cser' entry; a torch.optim state cannot be loaded here)")

@@ -111,6 +111,10 @@ def test_bad_inputs():
     assert e.value.status == cser.Status.FORMAT
     with pytest.raises(TypeError, match="draw"):
         c.encode(vec(8), step=-1.5)
+    c._lock.acquire()               # as if another thread were inside an encode
+    with pytest.raises(ValueError, match="in use by another thread"):
+        c.encode(vec(8))
+    c._lock.release()
     c.close()
     with pytest.raises(ValueError, match="closed"):
         c.encode(vec(8))

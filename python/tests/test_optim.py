@@ -4,6 +4,7 @@
 import ctypes
 import copy
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -262,7 +263,8 @@ def test_bad_inputs():
         cser.torch.Optimizer(small_model().double().parameters(), lr=0.1)
     with pytest.raises(ValueError, match="at most 4"):
         cser.torch.Optimizer([nn.Parameter(torch.zeros(1, 1, 1, 1, 2))], lr=0.1)
-    with pytest.raises(ValueError, match="twice"):
+    with pytest.raises(ValueError, match="twice"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")                 # torch's own duplicate warning
         p = nn.Parameter(torch.zeros(3))
         cser.torch.Optimizer([p, p], lr=0.1)
     with pytest.raises(TypeError, match="cser.Comm"):
