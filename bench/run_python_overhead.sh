@@ -32,11 +32,12 @@ CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 
 "$PY" - "$TMP" > "$OUT.tmp" <<PYEOF
 import re, statistics, sys
-rows = [re.match(r"side=(\S+) rep=(\d+) step_ms=([0-9.]+)", l).groups()
+rows = [re.match(r"side=(\S+) rep=(\d+) step_ms=([0-9.]+) opt_us=([0-9.]+)", l).groups()
         for l in open(sys.argv[1]) if l.startswith("side=")]
-t = {}
-for s, r, v in rows:
+t, u = {}, {}
+for s, r, v, w in rows:
     t.setdefault(s, {})[int(r)] = float(v)
+    u.setdefault(s, []).append(float(w))
 base = t["torch"]
 print("## Python: cser.torch.Optimizer overhead (bench/run_python_overhead.sh)")
 print()
@@ -66,6 +67,17 @@ med, best = ratio("cser-256", t["cser-sgd"])
 print()
 print("CSER at R_C 256 over cser sgd (the cost of the compression itself, one worker):")
 print("%.3f (median of per-repetition ratios), %.3f (best)." % (med, best))
+print()
+print("The optimizer's step() alone (the same sides, a separate model with fixed")
+print("gradients, $STEPS calls per repetition), microseconds per call, and its share of the")
+print("median torch.optim.SGD training step:")
+print()
+print("| optimizer | best us | median us | median / median training step |")
+print("|---|---|---|---|")
+tm = statistics.median(base.values()) * 1e3
+for s in ("torch", "cser-sgd", "cser-256"):
+    print("| %s | %.0f | %.0f | %.2f%% |" % (names[s], min(u[s]), statistics.median(u[s]),
+                                            100 * statistics.median(u[s]) / tm))
 print()
 print("With one worker no bytes move; what is measured is the binding (parameter views")
 print("into the C model buffer, one flat gradient buffer copied once into the step's")
