@@ -222,7 +222,7 @@ class Compressor:
         float32 numpy array of the input's shape.
         msg: a Message from encode, or raw bytes with shapes= and the draw of the
         encoder (the support of allreduce-compatible compressors is re-selected)."""
-        h = self._handle()
+        self._handle()  # closed: ValueError before any work
         if isinstance(msg, Message):
             lay, sup, shape = msg.layout, msg._support, msg.shape
             data = msg.data

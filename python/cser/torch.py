@@ -23,7 +23,6 @@ import contextlib
 import ctypes
 import math
 
-import numpy as np
 import torch
 from torch.optim.optimizer import required as _required
 
@@ -276,7 +275,7 @@ class Optimizer(torch.optim.Optimizer):
         lr = self._lr()
         self._gather()
         self._scratch.copy_(self._grads)
-        ch = self.comm._enter("step")
+        self.comm._enter("step")
         try:
             s = lib.cser_optim_step(h, self._scratch.data_ptr(), float(lr))
         finally:

@@ -55,7 +55,7 @@ class RawC:
 
     def step(self, grads, lr):
         g = np.concatenate([t.numpy().ravel() for t in grads]).astype(np.float32)
-        ch = self.comm._enter("raw")
+        self.comm._enter("raw")
         try:
             _lib.check(_lib.lib.cser_optim_step(self.h, g.ctypes.data, lr))
         finally:
