@@ -8,8 +8,8 @@ Where the library is looked for, first hit wins:
   3. a checkout: <repo>/build/libcser.so when this package is <repo>/python/cser
      (`make` then `PYTHONPATH=python`);
   4. the installed library (`make install` puts this package in
-     <prefix>/<libdir>/python3/dist-packages/cser, three levels below the library):
-     <libdir>/libcser.so.0 relative to this file, then <prefix>/lib*/libcser.so.0 for
+     <prefix>/lib/python3.X/dist-packages/cser, three levels below <prefix>/lib):
+     lib/libcser.so.0 relative to this file, then <prefix>/lib*/libcser.so.0 for
      the Python prefix and /usr/local, then the system loader's search path.
 
 Every ctypes call through CDLL releases the GIL, so threads workers (Comm.threads)
