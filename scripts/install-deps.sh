@@ -4,7 +4,8 @@
 # Usage: scripts/install-deps.sh [extra-package ...]
 set -eu
 PKGS="build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin \
-zlib1g-dev libcmocka-dev dataset-fashion-mnist gnuplot-nox $*"
+zlib1g-dev libcmocka-dev dataset-fashion-mnist gnuplot-nox \
+python3 python3-pytest python3-numpy python3-torch $*"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
