@@ -127,6 +127,11 @@ int cser_optim_format(const cser_optim_config *cfg, char *buf, size_t n);
  * R_C = R_C2 / 2 with the default H; for QSparse and CSER-PL the ratio includes H.
  * The configuration's nominal ratio (without a layout) is within 5% of rc, or the
  * call fails saying why rc cannot be reached. */
+/* R of the authors' warm-up rule (--warmup auto, docs/methods.md): the byte ratio of
+ * the traffic that carries every step's update; 0 where the method has no rule and
+ * keeps a fixed warm-up (sgd, diloco, streaming-diloco). */
+double cser_optim_warmup_ratio(const cser_optim_config *cfg);
+
 cser_status cser_optim_config_for_ratio(const char *spec, double rc,
                                         cser_optim_config *out);
 

@@ -137,16 +137,13 @@ double cser_schedule_lr(const cser_schedule *s, double base_lr, long t, long tot
 
 /* --warmup auto: the authors' warm-up rule (their CIFAR scripts), scaled from their
  * 200 epochs to a run of run_epochs: W = run_epochs * min(200, max(4, rint(R * 5/128 *
- * lr/0.05 * 2))) / 200 epochs, R = cser_warmup_ratio(method), the ramp multiplying the
- * schedule; SGD keeps the fixed CSER_WARMUP_SGD epochs (ramp, then the schedule), as
- * the authors' SGD had no rule (docs/methods.md). */
+ * lr/0.05 * 2))) / 200 epochs, R = cser_optim_warmup_ratio(method), the ramp
+ * multiplying the schedule; a method without a rule (R = 0: SGD, whose authors' runs
+ * had none, and the DiLoCo presets) keeps the fixed CSER_WARMUP_SGD epochs (ramp, then
+ * the schedule) (docs/methods.md). */
 #define CSER_WARMUP_AUTO (-1.0) /* cser_train_config.warmup: resolve with the rule */
 #define CSER_WARMUP_SGD  0.1    /* epochs: SGD's fixed warm-up (the default --warmup) */
 
-/* R of the rule: the nominal ratio (as written in the spec) of the traffic that carries
- * every step's update: R_C2 for cser/cser-fused; where no update is sent (C2 = zero:
- * csea, cser-pl) R_C1 * H; ef-sgd R_C; qsparse R_C1 * H; local-sgd H; sgd 1. */
-double cser_warmup_ratio(const cser_optim_config *method);
 double cser_warmup_auto_epochs(const cser_optim_config *method, double lr,
                                double run_epochs);
 

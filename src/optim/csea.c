@@ -48,5 +48,6 @@ const cser_optim_method cser_method_csea = {
     .validate = csea_validate,
     .for_ratio = csea_for_ratio,
     .nominal_ratio = csea_nominal,
+    .warmup_ratio = cser_optim_warmup_c2_or_c1_h,
     .ops = &cser_ops_cser,
 };

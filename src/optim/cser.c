@@ -262,6 +262,7 @@ const cser_optim_method cser_method_cser = {
     .keys = CSER_KEY_BIT(CSER_KEY_C1) | CSER_KEY_BIT(CSER_KEY_C2) | CSER_KEY_BIT(CSER_KEY_H),
     .for_ratio = cser_for_ratio,
     .nominal_ratio = cser_nominal,
+    .warmup_ratio = cser_optim_warmup_c2_or_c1_h,
     .candidates = cser_candidates,
     .ops = &cser_ops_cser,
 };

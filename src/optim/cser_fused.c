@@ -157,6 +157,7 @@ const cser_optim_method cser_method_cser_fused = {
     .validate = fused_validate,
     .for_ratio = fused_for_ratio,
     .nominal_ratio = fused_nominal,
+    .warmup_ratio = cser_optim_warmup_c2_or_c1_h,
     .candidates = fused_candidates,
     .ops = &cser_ops_cser_fused,
 };

@@ -55,5 +55,6 @@ const cser_optim_method cser_method_cser_pl = {
     .validate = cser_pl_validate,
     .for_ratio = cser_pl_for_ratio,
     .nominal_ratio = cser_pl_nominal,
+    .warmup_ratio = cser_optim_warmup_c2_or_c1_h,
     .ops = &cser_ops_cser,
 };

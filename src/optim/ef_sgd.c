@@ -67,5 +67,6 @@ const cser_optim_method cser_method_ef_sgd = {
     .keys = CSER_KEY_BIT(CSER_KEY_C),
     .for_ratio = ef_for_ratio,
     .nominal_ratio = ef_nominal,
+    .warmup_ratio = cser_optim_warmup_c,
     .ops = &cser_ops_ef_sgd,
 };

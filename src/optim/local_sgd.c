@@ -62,5 +62,6 @@ const cser_optim_method cser_method_local_sgd = {
     .keys = CSER_KEY_BIT(CSER_KEY_H),
     .for_ratio = local_sgd_for_ratio,
     .nominal_ratio = local_sgd_nominal,
+    .warmup_ratio = cser_optim_warmup_h,
     .ops = &cser_ops_local_sgd,
 };

@@ -5,6 +5,8 @@
  * (scripts/check-cycles). */
 #include "optim/optim_impl.h"
 
+#include <math.h>
+
 #include <stdlib.h>
 
 void cser_optim_phase_begin(cser_optim_t *o) { cser_comm_get_stats(o->comm, &o->mark); }
@@ -52,4 +54,36 @@ void cser_optim_single_fini(cser_optim_t *o)
     cser_compressor_free(p->c);
     free(p);
     o->impl = NULL;
+}
+
+/* ---- warm-up ratios of the rows (--warmup auto, docs/methods.md) ---- */
+
+static double spec_byte_ratio(const char *spec)
+{
+    cser_compressor_params p;
+    if (cser_compressor_parse(spec, &p) != CSER_OK)
+        return 1.0;
+    double r = cser_compressor_byte_ratio(&p);
+    if (isinf(r))
+        return 0.0; /* zero: nothing sent */
+    if (isnan(r) && p.r0 > 0 && p.r1 > 0) /* grbs given as fractions of the tensor */
+        return 1.0 / (p.r0 * p.r1 * (p.p > 0 ? p.p : 1.0));
+    return isnan(r) ? 1.0 : r;
+}
+
+static double period(const cser_optim_config *c) { return c->h > 0 ? c->h : 1; }
+
+double cser_optim_warmup_h(const cser_optim_config *c) { return period(c); }
+
+double cser_optim_warmup_c(const cser_optim_config *c) { return spec_byte_ratio(c->c1); }
+
+double cser_optim_warmup_c_h(const cser_optim_config *c)
+{
+    return spec_byte_ratio(c->c1) * period(c);
+}
+
+double cser_optim_warmup_c2_or_c1_h(const cser_optim_config *c)
+{
+    double r2 = spec_byte_ratio(c->c2);
+    return r2 > 0 ? r2 : cser_optim_warmup_c_h(c);
 }

@@ -110,3 +110,9 @@ cser_status cser_optim_register_method(const cser_optim_method *m, int *kind)
         *kind = NBUILTIN + nregistered - 1;
     return CSER_OK;
 }
+
+double cser_optim_warmup_ratio(const cser_optim_config *cfg)
+{
+    const cser_optim_method *m = cfg ? cser_optim_method_of((int)cfg->kind) : NULL;
+    return m && m->warmup_ratio ? m->warmup_ratio(cfg) : 0.0;
+}

@@ -159,6 +159,10 @@ struct cser_optim_method {
      * ratios, cser_optim_comp_ratio). */
     double (*nominal_ratio)(const cser_optim_config *c, const cser_params *L);
     /* Optional (cser tune): the configurations to try at rc; NULL: the config only. */
+    /* R of the authors' warm-up rule (--warmup auto, docs/methods.md): the byte ratio
+     * of the traffic that carries every step's update (cser_optim_warmup_*, below);
+     * NULL: no rule, the method keeps a fixed warm-up (sgd, the DiLoCo presets). */
+    double (*warmup_ratio)(const cser_optim_config *c);
     int (*candidates)(const cser_optim_config *c, double rc, cser_optim_candidate *out,
                       int max);
     const cser_optim_ops *ops;
@@ -255,6 +259,12 @@ void cser_outer_sup(const cser_outer *k, const cser_support *sup, const float *c
                     float *b, float *y, float *y2);
 
 /* ---- shared by the method files: method_util.c ---- */
+/* Rows' warm-up ratios: H; R(C); R(C) H; R(C2), or R(C1) H where C2 sends nothing.
+ * R(spec) is the compressor's byte ratio (0 for zero: nothing sent). */
+double cser_optim_warmup_h(const cser_optim_config *c);
+double cser_optim_warmup_c(const cser_optim_config *c);
+double cser_optim_warmup_c_h(const cser_optim_config *c);
+double cser_optim_warmup_c2_or_c1_h(const cser_optim_config *c);
 /* Snapshot the communicator counters; phase_end adds the difference to `phase`. */
 /* State of the single-compressor methods (EF-SGD, QSparse): C and PSync with C. */
 typedef struct {

@@ -93,5 +93,6 @@ const cser_optim_method cser_method_qsparse = {
     .keys = CSER_KEY_BIT(CSER_KEY_C) | CSER_KEY_BIT(CSER_KEY_H),
     .for_ratio = qs_for_ratio,
     .nominal_ratio = qs_nominal,
+    .warmup_ratio = cser_optim_warmup_c_h,
     .ops = &cser_ops_qsparse,
 };

@@ -110,51 +110,12 @@ double cser_schedule_lr(const cser_schedule *s, double base_lr, long t, long tot
 
 /* ---- --warmup auto ---- */
 
-/* The ratio a compressor spec names (the authors' rule multiplies the sparsity
- * arguments of their scripts, not a measured ratio): grbs/randk/topk R (grbs given
- * as fractions: 1/(r0 r1 p)), identity 1, sign 32, qsgd:S 32 / (bits of a level + sign),
- * zero 0 (nothing sent). */
-static double spec_ratio(const char *spec)
-{
-    cser_compressor_params p;
-    if (cser_compressor_parse(spec, &p) != CSER_OK)
-        return 1.0;
-    switch (p.kind) {
-    case CSER_COMP_IDENTITY: return 1.0;
-    case CSER_COMP_ZERO: return 0.0;
-    case CSER_COMP_GRBS:
-        if (p.r0 > 0 && p.r1 > 0)
-            return 1.0 / (p.r0 * p.r1 * (p.p > 0 ? p.p : 1.0));
-        return p.ratio;
-    case CSER_COMP_RANDK:
-    case CSER_COMP_TOPK: return p.ratio;
-    case CSER_COMP_SIGN: return 32.0;
-    case CSER_COMP_QSGD: return 32.0 / (ceil(log2((double)p.levels + 1.0)) + 1.0);
-    case CSER_COMP_COUNT: break;
-    }
-    return 1.0;
-}
-
-double cser_warmup_ratio(const cser_optim_config *m)
-{
-    double h = m->h > 0 ? m->h : 1;
-    switch (m->kind) {
-    case CSER_METHOD_SGD: return 1.0;
-    case CSER_METHOD_LOCAL_SGD: return h;
-    case CSER_METHOD_EF_SGD: return spec_ratio(m->c1);
-    case CSER_METHOD_QSPARSE: return spec_ratio(m->c1) * h;
-    default: { /* cser, cser-fused, csea, cser-pl */
-        double r2 = spec_ratio(m->c2);
-        return r2 > 0 ? r2 : spec_ratio(m->c1) * h;
-    }
-    }
-}
-
 double cser_warmup_auto_epochs(const cser_optim_config *m, double lr, double run_epochs)
 {
-    if (m->kind == CSER_METHOD_SGD)
+    double r = cser_optim_warmup_ratio(m);
+    if (!(r > 0)) /* no rule: the fixed warm-up */
         return CSER_WARMUP_SGD;
-    double w200 = rint(cser_warmup_ratio(m) * 5.0 / 128.0 * lr / 0.05 * 2.0);
+    double w200 = rint(r * 5.0 / 128.0 * lr / 0.05 * 2.0);
     if (w200 < 4)
         w200 = 4;
     if (w200 > 200)

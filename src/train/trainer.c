@@ -85,8 +85,8 @@ static cser_status make_shared(const cser_train_config *cfg, int n,
     sh->warmup_epochs = cfg->warmup;
     if (cfg->warmup == CSER_WARMUP_AUTO) {
         sh->warmup_epochs = cser_warmup_auto_epochs(
-            &sh->ocfg, cfg->lr, (double)sh->total_steps / sh->steps_per_epoch);
-        sh->sched.warmup_multiplies = sh->ocfg.kind != CSER_METHOD_SGD;
+            &sh->plan.method, cfg->lr, (double)sh->total_steps / sh->steps_per_epoch);
+        sh->plan.sched.warmup_multiplies = cser_optim_warmup_ratio(&sh->plan.method) > 0;
     }
     sh->augment = !strncmp(cfg->dataset, "cifar", 5);
     /* the trajectory options, and what the method resolved to (a resumed run must

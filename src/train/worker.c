@@ -399,15 +399,15 @@ static void print_start(train_worker *w)
             "%ld steps (%.2f epochs)%s\n",
             sh->cfg.model, w->d, sh->train->n, sh->test->n, sh->total_steps,
             (double)sh->total_steps / sh->steps_per_epoch, w->step ? " (resumed)" : "");
-    if (sh->cfg.warmup == CSER_WARMUP_AUTO && sh->ocfg.kind == CSER_METHOD_SGD)
-        fprintf(sh->log, "  warmup auto: %g epochs (SGD's fixed warm-up)\n",
+    if (sh->cfg.warmup == CSER_WARMUP_AUTO && !(cser_optim_warmup_ratio(&sh->plan.method) > 0))
+        fprintf(sh->log, "  warmup auto: %g epochs (no rule for this method: the fixed warm-up)\n",
                 sh->warmup_epochs);
     else if (sh->cfg.warmup == CSER_WARMUP_AUTO)
         fprintf(sh->log,
                 "  warmup auto: %.4g epochs (%ld steps; R = %g, lr %g; "
                 "docs/methods.md)\n",
                 sh->warmup_epochs, (long)llround(sh->warmup_epochs * sh->steps_per_epoch),
-                cser_warmup_ratio(&sh->ocfg), sh->cfg.lr);
+                cser_optim_warmup_ratio(&sh->plan.method), sh->cfg.lr);
     if (w->step)
         fprintf(sh->log, "  resumed at step %ld from %s\n", w->step, sh->resume_path);
     fflush(sh->log);
