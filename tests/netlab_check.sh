@@ -67,7 +67,7 @@ snapshot() {
 
 # Runs the lab with ARGS, sends SIG after DELAY seconds if SIG is set, checks the exit
 # status against the pattern WANT and that nothing remains. (ctest runs the netlab
-# tests under one RESOURCE_LOCK: a lab running beside this one would show in the diff.)
+# tests alone (RUN_SERIAL): a lab running beside this one would show in the diff.)
 run_case() {
     local name=$1 want=$2 sig=$3 delay=$4 rc
     shift 4

@@ -70,6 +70,8 @@ static cser_status mc_timed_out(cser_comm_t *c, const MPI_Request *req, const ch
     uintptr_t i = ((uintptr_t)req - (uintptr_t)x->reqs) / sizeof *req;
     int mine = (uintptr_t)req >= (uintptr_t)x->reqs && i < x->req_cap;
     int peer = mine ? x->req_peer[i] : -1;
+    if (peer < 0 && c->size == 2) /* a collective of two: the silent one is the other */
+        peer = 1 - c->rank;
     char d[128];
     if (peer >= 0)
         snprintf(d, sizeof d, "rank %d did not answer within %g s (failed or hung)", peer,

@@ -198,11 +198,17 @@ static cser_status prepare_config(const cser_train_config *cfg, int n, train_sha
 }
 
 /* MPI: every rank reports whether its set-up (datasets, configuration) worked, so that
- * a failure on one rank fails all of them instead of leaving the others waiting. */
-static cser_status agree_setup(cser_comm_t *comm, cser_status s)
+ * a failure on one rank fails all of them instead of leaving the others waiting.
+ * *comm_failed: the agreement itself failed (a rank hung or died during set-up: the
+ * watchdog), so the job must be aborted rather than end normally. */
+static cser_status agree_setup(cser_comm_t *comm, cser_status s, int *comm_failed)
 {
     float bad = s != CSER_OK ? 1.0f : 0.0f;
-    CSER_CHECK(train_allreduce_uncounted(comm, &bad, 1, CSER_REDUCE_SUM));
+    cser_status e = train_allreduce_uncounted(comm, &bad, 1, CSER_REDUCE_SUM);
+    if (e != CSER_OK) {
+        *comm_failed = 1;
+        return e;
+    }
     if (s == CSER_OK && bad > 0)
         return cser_error(CSER_ERR_COMM, "set-up failed on another rank");
     return s;
@@ -219,9 +225,10 @@ static cser_status run_with(const cser_train_config *cfg, train_shared *sh, int 
         s = load_datasets(&sh->cfg, &tr, &te);
     if (s == CSER_OK)
         s = make_shared(cfg, n, &tr, &te, sh);
+    int comm_failed = 0;
     if (mpi_comm)
-        s = agree_setup(mpi_comm, s);
-    *started = s == CSER_OK;
+        s = agree_setup(mpi_comm, s, &comm_failed);
+    *started = s == CSER_OK || comm_failed;
     if (s == CSER_OK)
         s = mpi_comm ? train_worker_run(sh, mpi_comm, rank) : run_threads(sh);
     cser_dataset_free(&tr);
@@ -249,6 +256,8 @@ cser_status cser_train_run(const cser_train_config *cfg, FILE *log,
     if (!strcmp(cfg->backend, "mpi")) {
         cser_comm_t *comm = NULL;
         s = cser_comm_mpi_create(&comm);
+        if (s == CSER_OK && cfg->timeout > 0) /* the watchdog covers set-up too */
+            cser_comm_set_timeout(comm, cfg->timeout);
         if (s == CSER_OK) {
             int n = cser_comm_size(comm), rank = cser_comm_rank(comm);
             sh->log = rank == 0 ? log : NULL;
