@@ -14,8 +14,9 @@ SGD and inner AdamW. DiLoCo's H = R_C; Streaming DiLoCo's fragment period H = R_
 Each run writes experiments/runs/diloco/<name>/ (config.json, metrics.csv, exit.txt).
 A run whose metrics.csv ends with a `final` or `diverged` row is skipped, so the script
 can be stopped (kill) and started again; an unfinished run is redone from scratch. No
-new run starts after --deadline (UTC). Tables: experiments/report.py reads the same
-run directories (config.json + metrics.csv), as for the other studies.
+new run starts after --deadline (UTC). The tables (final accuracy, time to target,
+peak bytes per step) are still to be added to experiments/report.py, which parses the
+run names of studies A/D/L (<method>_rc<R>_lr<lr>_s<seed>_<split>), not these.
 """
 import csv
 import os
