@@ -30,7 +30,12 @@ for np in $RANKS; do
                 "exec $CSER train --backend mpi --model cnn --batch 16 --steps $STEPS \
                  --eval-every 0 --method $m --net-bandwidth $bw \
                  --net-latency \${NETLAB_LATENCY_S} --measure-wait 1 --quiet ${EXTRA:-}" \
-                >"$T/out" 2>"$T/err" || { echo "| $np | $bw | $m | run failed: $(tail -1 "$T/err") |"; continue; }
+                >"$T/out" 2>"$T/err" || {
+                    keep=$(mktemp /tmp/netlab-model-failed.XXXXXX)
+                    cat "$T/out" "$T/err" >"$keep"
+                    echo "| $np | $bw | $m | run failed (output kept in $keep): $(grep -m1 -i 'error\|fail\|abort' "$T/err") |"
+                    continue
+                }
             lat=$(grep -o 'natural latency[^:]*: [0-9]*us' "$T/err" | grep -o '[0-9]*us$')
             line=$(grep 'collectives     transfer' "$T/out")
             wall=$(grep -o 'measured [0-9.]* s' "$T/out" | head -1 | grep -o '[0-9.]*')
