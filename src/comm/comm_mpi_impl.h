@@ -1,5 +1,6 @@
 /* comm_mpi_impl.h: private internals of the "mpi" backend, shared by its transport
- * (comm_mpi.c: the communicator, errors, waits with the watchdog, buffers) and its
+ * (comm_mpi.c: the communicator and the backend table; transport_mpi.c: errors, waits
+ * with the watchdog, buffers) and its
  * collective algorithms, one file each as in Open MPI's coll/base:
  *
  *   allreduce_pairwise_mpi.c  deterministic reduce-scatter + allgather (the default)
@@ -59,7 +60,7 @@ typedef struct {
     const float **src;   /* [n] the ranks' parts of one segment, for the sum      */
 } mc_ctx;
 
-/* ---- transport (comm_mpi.c) ---- */
+/* ---- transport (transport_mpi.c) ---- */
 
 /* Records the failure (message fmt with what, the rank and detail) and marks the
  * communicator failed; returns s. */
