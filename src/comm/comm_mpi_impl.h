@@ -41,6 +41,7 @@
 #define TAG_AG 1
 #define TAG_GATHER 2
 #define TAG_BARRIER 3
+#define TAG_PAIRS 4
 #define TAG_RS 16
 
 typedef struct {

@@ -137,14 +137,42 @@ cser_status cser_mpi_reserve(cser_comm_t *c, size_t nreq, size_t nfloats)
 
 /* ---- agreement ---- */
 
-/* Every rank learns every rank's pair (a, b). */
+/* Every rank learns every rank's pair (a, b): a point-to-point exchange with every peer
+ * (tag TAG_PAIRS), not MPI_Iallgather, so that a watchdog timeout names the rank that
+ * does not answer (a collective's request only says that some peer did not join).
+ * Like the barrier's, these messages cannot be taken by an allreduce's MPI_ANY_TAG
+ * receives: a peer sends them only after all of its allreduce messages to this rank. */
 cser_status cser_mpi_pairs(cser_comm_t *c, uint64_t a, uint64_t b, const char *what)
 {
     mc_ctx *x = c->ctx;
-    uint64_t mine[2] = {a, b};
-    MPI_Request req;
-    int rc = MPI_Iallgather(mine, 2, MPI_UINT64_T, x->pairs, 2, MPI_UINT64_T, x->comm, &req);
-    if (rc != MPI_SUCCESS)
+    int n = c->size, r = c->rank;
+    x->pairs[2 * (size_t)r] = a;
+    x->pairs[2 * (size_t)r + 1] = b;
+    if (n == 1)
+        return CSER_OK;
+    size_t nreq = 2 * (size_t)(n - 1), k = 0;
+    CSER_CHECK(cser_mpi_reserve(c, nreq, 0));
+    int rc = MPI_SUCCESS;
+    for (int i = 1; i < n && rc == MPI_SUCCESS; i++) { /* receives first, nearest first */
+        int from = (r - i + n) % n;
+        rc = MPI_Irecv(&x->pairs[2 * (size_t)from], 2, MPI_UINT64_T, from, TAG_PAIRS,
+                       x->comm, &x->reqs[k]);
+        if (rc == MPI_SUCCESS)
+            cser_mpi_peer(x, &x->reqs[k++], from);
+    }
+    for (int i = 1; i < n && rc == MPI_SUCCESS; i++) {
+        int to = (r + i) % n;
+        rc = MPI_Isend(&x->pairs[2 * (size_t)r], 2, MPI_UINT64_T, to, TAG_PAIRS, x->comm,
+                       &x->reqs[k]);
+        if (rc == MPI_SUCCESS)
+            cser_mpi_peer(x, &x->reqs[k++], to);
+    }
+    if (rc != MPI_SUCCESS) {
+        cser_mpi_drop(x->reqs, k);
         return cser_mpi_error(c, rc, what);
-    return cser_mpi_wait(c, &req, MPI_STATUS_IGNORE, what);
+    }
+    cser_status s = cser_mpi_waitall(c, x->reqs, nreq, what);
+    if (s != CSER_OK)
+        cser_mpi_drop(x->reqs, nreq);
+    return s;
 }
