@@ -81,7 +81,7 @@ class Params(ctypes.Structure):  # cser_params
 class CompressorParams(ctypes.Structure):  # cser_compressor_params
     _fields_ = [("kind", c_int), ("ratio", c_double), ("r0", c_double),
                 ("r1", c_double), ("p", c_double), ("flat", c_int),
-                ("levels", c_int), ("bucket", c_size_t)]
+                ("levels", c_int), ("bucket", c_size_t), ("frags", c_int)]
 
 
 class Draw(ctypes.Structure):  # cser_draw
@@ -102,7 +102,10 @@ class OptimConfig(ctypes.Structure):  # cser_optim_config
     _fields_ = [("kind", c_int), ("c1", ctypes.c_char * CSER_SPEC_MAX),
                 ("c2", ctypes.c_char * CSER_SPEC_MAX), ("h", c_int),
                 ("momentum", c_double), ("nesterov", c_int),
-                ("weight_decay", c_double), ("seed", c_uint64)]
+                ("weight_decay", c_double), ("seed", c_uint64),
+                ("inner", c_int), ("beta1", c_double), ("beta2", c_double),
+                ("eps", c_double), ("outer", c_int), ("olr", c_double),
+                ("omom", c_double)]
 
 
 class OptimStats(ctypes.Structure):  # cser_optim_stats
@@ -114,11 +117,12 @@ class OptimStats(ctypes.Structure):  # cser_optim_stats
 class CommStats(ctypes.Structure):  # cser_comm_stats
     _fields_ = [("bytes_sent", c_uint64), ("bytes_recv", c_uint64),
                 ("messages", c_uint64), ("collectives", c_uint64),
-                ("comm_s", c_double), ("modeled_s", c_double)]
+                ("comm_s", c_double), ("modeled_s", c_double), ("wait_s", c_double)]
 
 
 class NetModel(ctypes.Structure):  # cser_netmodel
-    _fields_ = [("bandwidth_bps", c_double), ("latency_s", c_double)]
+    _fields_ = [("bandwidth_bps", c_double), ("latency_s", c_double),
+                ("tcp_framing", c_int)]
 
 
 # ---- finding and loading the library ----
@@ -188,6 +192,7 @@ _SIGS = {
     "cser_compressor_free": (None, [c_void_p]),
     "cser_compressor_get_params": (P(CompressorParams), [c_void_p]),
     "cser_compressor_kind_name": (c_char_p, [c_int]),
+    "cser_compressor_kind_from_name": (c_int, [c_char_p]),
     "cser_compressor_allreduce_compatible": (c_int, [c_void_p]),
     "cser_compressor_nominal_ratio": (c_double, [c_void_p, P(Params)]),
     "cser_compressor_max_bytes": (c_size_t, [c_void_p, P(Params)]),
@@ -216,13 +221,19 @@ _SIGS = {
     "cser_comm_reset_stats": (None, [c_void_p]),
     "cser_comm_set_netmodel": (None, [c_void_p, P(NetModel)]),
     "cser_comm_set_timeout": (None, [c_void_p, c_double]),
+    "cser_comm_set_sync": (c_int, [c_void_p, c_int]),
+    "cser_netmodel_default": (NetModel, []),
     "cser_comm_abort": (None, [c_void_p, c_char_p]),
     # optim.h
+    "cser_method_count": (c_int, []),
     "cser_method_name": (c_char_p, [c_int]),
+    "cser_method_summary": (c_char_p, [c_int]),
+    "cser_method_list": (c_int, [c_char_p, c_size_t]),
     "cser_method_from_name": (c_int, [c_char_p]),
     "cser_optim_parse": (c_int, [c_char_p, P(OptimConfig)]),
     "cser_optim_format": (c_int, [P(OptimConfig), c_char_p, c_size_t]),
     "cser_optim_config_for_ratio": (c_int, [c_char_p, c_double, P(OptimConfig)]),
+    "cser_optim_resolve": (c_int, [c_char_p, c_double, P(OptimConfig)]),
     "cser_optim_nominal_ratio": (c_double, [P(OptimConfig), P(Params)]),
     "cser_optim_create": (c_int, [P(OptimConfig), c_void_p, P(Params), c_void_p,
                                   P(c_void_p)]),

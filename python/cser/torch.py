@@ -35,41 +35,33 @@ _VECTORS = {"model": 0, "momentum": 1, "error": 2, "synced": 3}
 _HYPER = ("momentum", "nesterov", "weight_decay")
 
 
-def _spec_names_compressor(spec):
-    """True if a method spec names its compressors (keys c=, c1=, c2=), as the CLI."""
-    if ":" not in spec:
-        return False
-    keys = spec.split(":", 1)[1].split(",")
-    return any(k.startswith(("c=", "c1=", "c2=")) for k in keys)
+def method_names():
+    """The methods of this build (cser_method_list), as `cser info` lists them."""
+    return [lib.cser_method_name(k).decode() for k in range(lib.cser_method_count())]
 
 
 def resolve_method(method, rc=None, momentum=0.9, nesterov=True, weight_decay=0.0,
                    seed=1):
     """The optimizer configuration the trainer (`cser train --method M --rc R`) would
-    use: a method name or a spec without compressors goes through
-    cser_optim_config_for_ratio with rc (default 256; sgd without rc stays plain SGD);
-    a spec naming its compressors is parsed as is (rc must then be None).
-    momentum/nesterov/weight_decay/seed override the spec's keys."""
+    use, by cser_optim_resolve: rc (None = the trainer's 0) applies to a method name or
+    a spec that leaves a compressor's ratio open ("cser:c2=topk,h=8"); without rc such
+    a spec gets its method's default target (256; sgd stays plain SGD); a spec that
+    fixes every compressor's ratio is parsed as written, and rc with it is ambiguous
+    (cser.Error). Every key of the spec is kept (inner=adamw, beta1=, outer=nesterov,
+    olr=, ...) except momentum/nesterov/wd/seed, which these arguments override as
+    the trainer's options do."""
     spec = _lib.encode(method, "method")
     name = method.split(":", 1)[0]
     if lib.cser_method_from_name(_lib.encode(name)) < 0:
         raise _lib.Error(_lib.Status.INVALID,
-                         "method: unknown method '%s' (expected sgd, local-sgd, ef-sgd, "
-                         "qsparse, cser, cser-fused, csea or cser-pl)" % name)
-    if rc is not None and (isinstance(rc, bool) or not isinstance(rc, (int, float))):
-        raise TypeError("rc: expected a number or None, got %r" % (rc,))
+                         "method: unknown method '%s' (expected %s)"
+                         % (name, ", ".join(method_names())))
+    if rc is not None and (isinstance(rc, bool) or not isinstance(rc, (int, float))
+                           or not math.isfinite(rc) or rc <= 0):
+        raise ValueError("rc: expected a finite number > 0 or None, got %r" % (rc,))
     cfg = _lib.OptimConfig()
-    if _spec_names_compressor(method):
-        if rc is not None:
-            raise ValueError("rc=%g with method '%s': ambiguous (the spec already names "
-                             "its compressors; drop rc or give a method name)" % (rc, method))
-        _lib.check(lib.cser_optim_parse(spec, ctypes.byref(cfg)), "method '%s'" % method)
-    elif name == "sgd" and rc is None:
-        _lib.check(lib.cser_optim_parse(spec, ctypes.byref(cfg)), "method '%s'" % method)
-    else:
-        _lib.check(lib.cser_optim_config_for_ratio(spec, float(256 if rc is None else rc),
-                                                   ctypes.byref(cfg)),
-                   "method '%s'" % method)
+    _lib.check(lib.cser_optim_resolve(spec, float(rc or 0), ctypes.byref(cfg)),
+               "method '%s'%s" % (method, "" if rc is None else " with rc=%g" % rc))
     for k, v in (("momentum", momentum), ("weight_decay", weight_decay)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError("%s: expected a finite number, got %r" % (k, v))
@@ -115,10 +107,17 @@ class Optimizer(torch.optim.Optimizer):
     """One worker's optimizer (optim.h) over its model's float32 CPU parameters.
 
     method: a method name (sgd, local-sgd, ef-sgd, qsparse, cser, cser-fused, csea,
-      cser-pl) or a full spec such as "cser:c1=grbs:32,c2=grbs:512,h=16";
-    rc: the target overall compression ratio R_C for a method name (default 256 for the
-      compressing methods; "sgd" without rc is plain SGD), as `cser train --rc`;
-    lr, momentum, nesterov, weight_decay: as torch.optim.SGD (Nesterov by default);
+      cser-pl, diloco, streaming-diloco: cser.torch.method_names()) or a spec such as
+      "cser:c1=grbs:32,c2=grbs:512,h=16" or "local-sgd:h=8,inner=adamw,outer=nesterov,
+      olr=0.7,omom=0.9" (every key of optim.h: inner=sgd|adamw, beta1=, beta2=, eps=,
+      outer=none|nesterov, olr=, omom=);
+    rc: the target overall compression ratio R_C, as `cser train --rc` (resolved by
+      cser_optim_resolve: a method name or a spec leaving a compressor's ratio open
+      gets rc, default 256; "sgd" without rc is plain SGD; rc with a spec that fixes
+      every compressor's ratio raises cser.Error);
+    lr, momentum, nesterov, weight_decay: as torch.optim.SGD (Nesterov by default),
+      overriding the spec's momentum=, nesterov=, wd= as the trainer's options do
+      (with inner=adamw, weight_decay is AdamW's decoupled weight decay);
       param_groups[*]["lr"] may be changed between steps (LR schedulers work); every
       group must have the same lr at a step (the C step takes one), and momentum,
       nesterov and weight_decay are fixed at creation;

@@ -251,8 +251,11 @@ def test_bad_inputs():
     with pytest.raises(cser.Error) as e:
         cser.torch.Optimizer(P(), method="cser:c1=grbs:8,c2=bogus:3,h=2", lr=0.1)
     assert e.value.status == cser.Status.INVALID and "bogus" in str(e.value)
-    with pytest.raises(ValueError, match="ambiguous"):
+    with pytest.raises(cser.Error, match="ambiguous") as e:
         cser.torch.Optimizer(P(), method="cser:c1=grbs:8,c2=grbs:8", rc=64, lr=0.1)
+    assert e.value.status == cser.Status.INVALID
+    with pytest.raises(ValueError, match="rc"):
+        cser.torch.Optimizer(P(), method="cser", rc=0, lr=0.1)
     with pytest.raises(cser.Error, match="rc|ratio|R_C"):
         cser.torch.Optimizer(P(), method="cser", rc=0.5, lr=0.1)
     with pytest.raises(ValueError, match="lr"):
