@@ -256,6 +256,8 @@ _SIGS = {
     "cser_compressor_get_params": (P(CompressorParams), [c_void_p]),
     "cser_compressor_kind_name": (c_char_p, [c_int]),
     "cser_compressor_kind_from_name": (c_int, [c_char_p]),
+    "cser_compressor_kind_example": (c_char_p, [c_int]),
+    "cser_compressor_kind_summary": (c_char_p, [c_int]),
     "cser_compressor_allreduce_compatible": (c_int, [c_void_p]),
     "cser_compressor_nominal_ratio": (c_double, [c_void_p, P(Params)]),
     "cser_compressor_max_bytes": (c_size_t, [c_void_p, P(Params)]),

@@ -86,6 +86,19 @@ def _draw(seed, step, salt, rank):
     return _lib.Draw(int(seed), int(step), int(salt), int(rank))
 
 
+def kinds():
+    """The compressors of this build as `cser info` lists them: [(name, example spec,
+    summary)], in kind order."""
+    out, k = [], 0
+    while True:
+        name = lib.cser_compressor_kind_name(k)
+        if lib.cser_compressor_kind_from_name(name) != k:
+            return out
+        out.append((name.decode(), lib.cser_compressor_kind_example(k).decode(),
+                    lib.cser_compressor_kind_summary(k).decode()))
+        k += 1
+
+
 class Compressor:
     """A compressor from a text spec (compressor.h): identity, zero, grbs:R,
     grbs:r0=A,r1=B,p=P, grbs:R,flat, randk:R, topk:R, sign, qsgd:S[,bucket=B],

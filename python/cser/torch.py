@@ -74,6 +74,53 @@ def resolve_method(method, rc=None, momentum=0.9, nesterov=True, weight_decay=0.
     return cfg
 
 
+def _split_names(params):
+    """params as torch.optim takes them, with (name, tensor) pairs
+    (model.named_parameters()) replaced by the tensors; also {id(tensor): name}."""
+    if isinstance(params, torch.Tensor):
+        return params, {}
+    params, names = list(params), {}
+
+    def strip(seq):
+        out = []
+        for x in seq:
+            if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str):
+                names[id(x[1])] = x[0]
+                x = x[1]
+            out.append(x)
+        return out
+    if params and all(isinstance(g, dict) for g in params):
+        params = [dict(g, params=strip([g["params"]] if isinstance(g["params"],
+                                                                   torch.Tensor)
+                                       else g["params"])) for g in params]
+    else:
+        params = strip(params)
+    return params, names
+
+
+def layout_names(names):
+    """The tensor names of the C layout for parameters named `names` (None: unnamed).
+    The fragments of streaming-diloco deal out layers, which the library forms from
+    consecutive tensors whose names agree up to the last '.' (compressor.h): a name of
+    named_parameters() ("3.weight", "3.bias") is kept, so a module's tensors form one
+    layer as in the C engine; an unnamed parameter i is "param<i>", a layer of its own;
+    a name too long for the library (CSER_NAME_MAX) or not ASCII becomes
+    "param<j>.<i>", j the first parameter of its module."""
+    out, prev, start = [], None, 0
+    for i, n in enumerate(names):
+        prefix = None if n is None else n.rsplit(".", 1)[0]
+        if prefix is None or prefix != prev:
+            start = i                              # the first tensor of this module
+        prev = prefix
+        if n is None:
+            out.append("param%d" % i)
+        elif n.isascii() and "\0" not in n and len(n) < _lib.CSER_NAME_MAX:
+            out.append(n)
+        else:
+            out.append("param%d.%d" % (start, i))
+    return out
+
+
 def format_config(cfg):
     buf = ctypes.create_string_buffer(1024)
     lib.cser_optim_format(ctypes.byref(cfg), buf, len(buf))
@@ -106,6 +153,10 @@ class _Handle:
 class Optimizer(torch.optim.Optimizer):
     """One worker's optimizer (optim.h) over its model's float32 CPU parameters.
 
+    params: model.parameters(), model.named_parameters() (the names make a module's
+      tensors one layer for the fragments of streaming-diloco: layout_names), or
+      param groups of either;
+
     method: a method name (sgd, local-sgd, ef-sgd, qsparse, cser, cser-fused, csea,
       cser-pl, diloco, streaming-diloco: cser.torch.method_names()) or a spec such as
       "cser:c1=grbs:32,c2=grbs:512,h=16" or "local-sgd:h=8,inner=adamw,outer=nesterov,
@@ -133,6 +184,7 @@ class Optimizer(torch.optim.Optimizer):
         self._ready = False
         defaults = dict(lr=lr, momentum=momentum, nesterov=bool(nesterov),
                         weight_decay=weight_decay)
+        params, names = _split_names(params)
         super().__init__(params, defaults)
         self._cfg = resolve_method(method, rc, momentum, nesterov, weight_decay, seed)
         self.method = format_config(self._cfg)
@@ -144,8 +196,8 @@ class Optimizer(torch.optim.Optimizer):
         self.comm = comm
         self._params = [p for g in self.param_groups for p in g["params"]]
         self._check_params()
-        self._layout = Layout([tuple(p.shape) for p in self._params],
-                              ["param.%d" % i for i in range(len(self._params))])
+        self.tensor_names = layout_names([names.get(id(p)) for p in self._params])
+        self._layout = Layout([tuple(p.shape) for p in self._params], self.tensor_names)
         self.d = self._layout.d
         self._create()
         self._ready = True
