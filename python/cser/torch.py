@@ -36,7 +36,8 @@ _HYPER = ("momentum", "nesterov", "weight_decay")
 
 
 def method_names():
-    """The methods of this build (cser_method_list), as `cser info` lists them."""
+    """The methods of this build (the library's method table), as `cser info`
+    lists them."""
     return [lib.cser_method_name(k).decode() for k in range(lib.cser_method_count())]
 
 
@@ -46,8 +47,9 @@ def resolve_method(method, rc=None, momentum=0.9, nesterov=True, weight_decay=0.
     use, by cser_optim_resolve: rc (None = the trainer's 0) applies to a method name or
     a spec that leaves a compressor's ratio open ("cser:c2=topk,h=8"); without rc such
     a spec gets its method's default target (256; sgd stays plain SGD); a spec that
-    fixes every compressor's ratio is parsed as written, and rc with it is ambiguous
-    (cser.Error). Every key of the spec is kept (inner=adamw, beta1=, outer=nesterov,
+    fixes every compressor's ratio, or the period of a method without compressors
+    ("local-sgd:h=4", "diloco:h=100"), is parsed as written, and rc with the former is
+    ambiguous (cser.Error). Every key of the spec is kept (inner=adamw, beta1=, outer=nesterov,
     olr=, ...) except momentum/nesterov/wd/seed, which these arguments override as
     the trainer's options do."""
     spec = _lib.encode(method, "method")
@@ -56,8 +58,9 @@ def resolve_method(method, rc=None, momentum=0.9, nesterov=True, weight_decay=0.
         raise _lib.Error(_lib.Status.INVALID,
                          "method: unknown method '%s' (expected %s)"
                          % (name, ", ".join(method_names())))
-    if rc is not None and (isinstance(rc, bool) or not isinstance(rc, (int, float))
-                           or not math.isfinite(rc) or rc <= 0):
+    if rc is not None and (isinstance(rc, bool) or not isinstance(rc, (int, float))):
+        raise TypeError("rc: expected a number or None, got %r" % (rc,))
+    if rc is not None and not (math.isfinite(rc) and rc > 0):
         raise ValueError("rc: expected a finite number > 0 or None, got %r" % (rc,))
     cfg = _lib.OptimConfig()
     _lib.check(lib.cser_optim_resolve(spec, float(rc or 0), ctypes.byref(cfg)),

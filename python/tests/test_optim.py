@@ -342,6 +342,8 @@ def test_bad_inputs():
     assert e.value.status == cser.Status.INVALID
     with pytest.raises(ValueError, match="rc"):
         cser.torch.Optimizer(P(), method="cser", rc=0, lr=0.1)
+    with pytest.raises(TypeError, match="rc"):
+        cser.torch.Optimizer(P(), method="cser", rc="256", lr=0.1)
     with pytest.raises(cser.Error, match="rc|ratio|R_C"):
         cser.torch.Optimizer(P(), method="cser", rc=0.5, lr=0.1)
     with pytest.raises(ValueError, match="lr"):
