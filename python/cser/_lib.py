@@ -56,15 +56,18 @@ class Status(enum.IntEnum):
 
 
 class Error(RuntimeError):
-    """A failing library call: .status (cser.Status) and the library's message."""
+    """A failing library call: .status (cser.Status), the library's message, and
+    .where, the call sites the error passed through in the library
+    (cser_error_where: "optim/optim.c:64 <- ...", "" if none)."""
 
-    def __init__(self, status, message):
+    def __init__(self, status, message, where=""):
         try:
             status = Status(status)
         except ValueError:
             pass
         self.status = status
         self.message = message
+        self.where = where
         name = status.name if isinstance(status, Status) else str(status)
         super().__init__("%s [%s]" % (message, name))
 
@@ -240,6 +243,7 @@ _SIGS = {
     "cser_status_str": (c_char_p, [c_int]),
     "cser_last_error": (c_char_p, []),
     "cser_error_clear": (None, []),
+    "cser_error_where": (c_char_p, []),
     "cser_version": (c_char_p, []),
     # params.h
     "cser_params_init": (None, [P(Params)]),
@@ -335,7 +339,7 @@ def check(status, what=None):
         msg = last_error() or lib.cser_status_str(status).decode()
         if what:
             msg = "%s: %s" % (what, msg)
-        raise Error(status, msg)
+        raise Error(status, msg, (lib.cser_error_where() or b"").decode("utf-8", "replace"))
 
 
 def encode(s, what="spec"):

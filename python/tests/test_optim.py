@@ -376,6 +376,7 @@ def test_bad_inputs():
     with pytest.raises(cser.Error) as e:
         opt.load_state_dict(other.state_dict())
     assert e.value.status == cser.Status.MISMATCH
+    assert ".c:" in e.value.where                       # the library's call sites
     sd = opt.state_dict()
     sd["cser"]["blob"] = sd["cser"]["blob"][:100]
     with pytest.raises(cser.Error) as e:
