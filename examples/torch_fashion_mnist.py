@@ -144,7 +144,7 @@ def worker(comm, a, data, log):
     torch.set_num_threads(1)
     (x, y), (xt, yt) = data
     model = cnn(a.seed)
-    opt = cser.torch.Optimizer(model.parameters(), method=a.method, rc=a.rc, lr=a.lr,
+    opt = cser.torch.Optimizer(model.named_parameters(), method=a.method, rc=a.rc, lr=a.lr,
                                momentum=0.9, nesterov=True, weight_decay=a.wd,
                                seed=a.seed, comm=comm)
     shard = Shard(x, y, comm.rank, comm.size, a.batch, a.seed)

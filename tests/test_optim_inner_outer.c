@@ -401,6 +401,11 @@ static void test_presets_and_keys(void **state)
                 c.outer == CSER_OUTER_NESTEROV && c.olr == 0.7 && c.omom == 0.9);
     assert_cser_ok(cser_optim_resolve("diloco", 128, &c));
     assert_int_equal(c.h, 128);
+    /* a given period is the ratio of a method without compressors: kept without rc */
+    assert_cser_ok(cser_optim_resolve("diloco:h=100", 0, &c));
+    assert_true(c.h == 100 && c.inner == CSER_INNER_ADAMW);
+    assert_cser_ok(cser_optim_resolve("local-sgd:h=4", 0, &c));
+    assert_int_equal(c.h, 4);
     assert_cser_ok(cser_optim_resolve("streaming-diloco", 0, &c));
     assert_int_equal(c.kind, CSER_METHOD_STREAMING_DILOCO);
     assert_string_equal(c.c1, "fragment:100,frags=8");

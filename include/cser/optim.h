@@ -136,7 +136,8 @@ cser_status cser_optim_config_for_ratio(const char *spec, double rc,
                                         cser_optim_config *out);
 
 /* What a command line gives (a method name or spec, and a target ratio rc, 0 = none)
- * -> configuration. rc = 0: a spec that fixes a compressor's ratio ("c1=grbs:4") is
+ * -> configuration. rc = 0: a spec that fixes a compressor's ratio ("c1=grbs:4"), or
+ * the period of a method without compressors ("local-sgd:h=4", "diloco:h=100"), is
  * parsed as written, any other spec gets its method's default target (256; sgd: 1).
  * rc > 0: cser_optim_config_for_ratio, unless the spec fixes every compressor of its
  * method (then the target is ambiguous: an error). */

@@ -217,6 +217,16 @@ typedef struct {
 cser_status cser_tune_run(const cser_train_config *cfg, FILE *log, cser_tune_result *out);
 void cser_tune_result_free(cser_tune_result *r);
 
+/* ---- the ABI of the public structs, for bindings (src/train/abi.c) ----
+ * A binding that mirrors a struct (python/cser/_lib.py with ctypes) checks its
+ * mirror against the compiler's layout when it loads the library. Types are named as
+ * in C ("cser_optim_config"); covered: cser_tensor, cser_params, cser_draw, cser_run,
+ * cser_support, cser_compressor_params, cser_comm_stats, cser_netmodel,
+ * cser_optim_config, cser_optim_stats. Here because train.h sees every header. */
+size_t cser_abi_sizeof(const char *type);                    /* 0: unknown type      */
+size_t cser_abi_offsetof(const char *type, const char *field); /* SIZE_MAX: unknown  */
+size_t cser_abi_fieldsize(const char *type, const char *field); /* 0: unknown        */
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,10 @@ Where the library is looked for, first hit wins:
      lib/libcser.so.0 relative to this file, then <prefix>/lib*/libcser.so.0 for
      the Python prefix and /usr/local, then the system loader's search path.
 
+At import the ctypes mirrors of the public structs (MIRRORS) are checked against the
+library's own sizeof/offsetof (check_abi): a header changed without its mirror raises
+ImportError naming the struct and both sizes instead of corrupting memory.
+
 Every ctypes call through CDLL releases the GIL, so threads workers (Comm.threads)
 run the library's collectives concurrently. cser_last_error() is per thread and read on
 the thread of the failing call.
@@ -52,15 +56,18 @@ class Status(enum.IntEnum):
 
 
 class Error(RuntimeError):
-    """A failing library call: .status (cser.Status) and the library's message."""
+    """A failing library call: .status (cser.Status), the library's message, and
+    .where, the call sites the error passed through in the library
+    (cser_error_where: "optim/optim.c:64 <- ...", "" if none)."""
 
-    def __init__(self, status, message):
+    def __init__(self, status, message, where=""):
         try:
             status = Status(status)
         except ValueError:
             pass
         self.status = status
         self.message = message
+        self.where = where
         name = status.name if isinstance(status, Status) else str(status)
         super().__init__("%s [%s]" % (message, name))
 
@@ -68,57 +75,71 @@ class Error(RuntimeError):
 # ---- structs mirroring the public headers ----
 
 class Tensor(ctypes.Structure):  # cser_tensor
+    _cname_ = "cser_tensor"
     _fields_ = [("name", ctypes.c_char * CSER_NAME_MAX), ("ndim", c_int),
                 ("shape", c_size_t * CSER_MAX_DIMS), ("offset", c_size_t),
                 ("numel", c_size_t)]
 
 
 class Params(ctypes.Structure):  # cser_params
+    _cname_ = "cser_params"
     _fields_ = [("tensors", P(Tensor)), ("ntensors", c_size_t), ("cap", c_size_t),
                 ("d", c_size_t), ("data", P(c_float))]
 
 
 class CompressorParams(ctypes.Structure):  # cser_compressor_params
+    _cname_ = "cser_compressor_params"
     _fields_ = [("kind", c_int), ("ratio", c_double), ("r0", c_double),
                 ("r1", c_double), ("p", c_double), ("flat", c_int),
-                ("levels", c_int), ("bucket", c_size_t)]
+                ("levels", c_int), ("bucket", c_size_t), ("frags", c_int)]
 
 
 class Draw(ctypes.Structure):  # cser_draw
+    _cname_ = "cser_draw"
     _fields_ = [("seed", c_uint64), ("step", c_uint64), ("salt", c_uint32),
                 ("rank", c_int)]
 
 
 class Run(ctypes.Structure):  # cser_run
+    _cname_ = "cser_run"
     _fields_ = [("off", c_size_t), ("len", c_size_t)]
 
 
 class Support(ctypes.Structure):  # cser_support
+    _cname_ = "cser_support"
     _fields_ = [("runs", P(Run)), ("nruns", c_size_t), ("cap", c_size_t),
                 ("count", c_size_t)]
 
 
 class OptimConfig(ctypes.Structure):  # cser_optim_config
+    _cname_ = "cser_optim_config"
     _fields_ = [("kind", c_int), ("c1", ctypes.c_char * CSER_SPEC_MAX),
                 ("c2", ctypes.c_char * CSER_SPEC_MAX), ("h", c_int),
                 ("momentum", c_double), ("nesterov", c_int),
-                ("weight_decay", c_double), ("seed", c_uint64)]
+                ("weight_decay", c_double), ("seed", c_uint64),
+                ("inner", c_int), ("beta1", c_double), ("beta2", c_double),
+                ("eps", c_double), ("outer", c_int), ("olr", c_double),
+                ("omom", c_double)]
 
 
 class OptimStats(ctypes.Structure):  # cser_optim_stats
+    _cname_ = "cser_optim_stats"
     _fields_ = [("steps", c_uint64), ("bytes_sent", c_uint64 * 3),
                 ("bytes_recv", c_uint64 * 3), ("messages", c_uint64 * 3),
                 ("comm_s", c_double * 3), ("modeled_s", c_double * 3)]
 
 
 class CommStats(ctypes.Structure):  # cser_comm_stats
+    _cname_ = "cser_comm_stats"
     _fields_ = [("bytes_sent", c_uint64), ("bytes_recv", c_uint64),
                 ("messages", c_uint64), ("collectives", c_uint64),
-                ("comm_s", c_double), ("modeled_s", c_double)]
+                ("comm_s", c_double), ("modeled_s", c_double), ("wait_s", c_double)]
 
 
 class NetModel(ctypes.Structure):  # cser_netmodel
-    _fields_ = [("bandwidth_bps", c_double), ("latency_s", c_double)]
+    _cname_ = "cser_netmodel"
+    _fields_ = [("bandwidth_bps", c_double), ("latency_s", c_double),
+                ("tcp_framing", c_int)]
 
 
 # ---- finding and loading the library ----
@@ -168,11 +189,61 @@ def _load():
 
 lib, path = _load()
 
+MIRRORS = (Tensor, Params, CompressorParams, Draw, Run, Support, OptimConfig, OptimStats,
+           CommStats, NetModel)
+
+
+def check_abi(mirrors=MIRRORS):
+    """Compares each ctypes mirror with the library's struct (cser_abi_sizeof,
+    cser_abi_offsetof, cser_abi_fieldsize of train.h): the size of the struct and the
+    offset and size of every field. Raises ImportError naming the struct, the field and
+    both numbers on the first difference: a header changed without its mirror here
+    (or a library of another version), which would otherwise corrupt memory."""
+    abi = []
+    for name in ("cser_abi_sizeof", "cser_abi_offsetof", "cser_abi_fieldsize"):
+        f = getattr(lib, name, None)
+        if f is None:
+            raise ImportError("cser: %s has no %s: the library is older than this "
+                              "package (rebuild it: make)" % (path, name))
+        f.restype = c_size_t
+        f.argtypes = [c_char_p] + [c_char_p] * (name != "cser_abi_sizeof")
+        abi.append(f)
+    c_sizeof, c_offsetof, c_fieldsize = abi
+    where = "(the ctypes mirror in python/cser/_lib.py and the library %s disagree: " \
+        "update the mirror to the header, or use a library of this package's " \
+        "version)" % path
+    for m in mirrors:
+        cname = m._cname_.encode()
+        lsize = c_sizeof(cname)
+        if lsize == 0:
+            raise ImportError("cser: %s: the library does not know the struct %s %s"
+                              % (m.__name__, m._cname_, where))
+        if lsize != ctypes.sizeof(m):
+            raise ImportError("cser: sizeof(%s) is %d bytes in the library, %d in the "
+                              "mirror %s %s" % (m._cname_, lsize, ctypes.sizeof(m),
+                                                m.__name__, where))
+        for fname, _ in m._fields_:
+            d = getattr(m, fname)
+            off = c_offsetof(cname, fname.encode())
+            if off == ctypes.c_size_t(-1).value:
+                raise ImportError("cser: %s.%s: no such field in the library %s"
+                                  % (m._cname_, fname, where))
+            size = c_fieldsize(cname, fname.encode())
+            if (off, size) != (d.offset, d.size):
+                raise ImportError("cser: %s.%s is at offset %d with %d bytes in the "
+                                  "library, at offset %d with %d bytes in the mirror %s %s"
+                                  % (m._cname_, fname, off, size, d.offset, d.size,
+                                     m.__name__, where))
+
+
+check_abi()
+
 _SIGS = {
     # status.h, cser.h
     "cser_status_str": (c_char_p, [c_int]),
     "cser_last_error": (c_char_p, []),
     "cser_error_clear": (None, []),
+    "cser_error_where": (c_char_p, []),
     "cser_version": (c_char_p, []),
     # params.h
     "cser_params_init": (None, [P(Params)]),
@@ -188,6 +259,9 @@ _SIGS = {
     "cser_compressor_free": (None, [c_void_p]),
     "cser_compressor_get_params": (P(CompressorParams), [c_void_p]),
     "cser_compressor_kind_name": (c_char_p, [c_int]),
+    "cser_compressor_kind_from_name": (c_int, [c_char_p]),
+    "cser_compressor_kind_example": (c_char_p, [c_int]),
+    "cser_compressor_kind_summary": (c_char_p, [c_int]),
     "cser_compressor_allreduce_compatible": (c_int, [c_void_p]),
     "cser_compressor_nominal_ratio": (c_double, [c_void_p, P(Params)]),
     "cser_compressor_max_bytes": (c_size_t, [c_void_p, P(Params)]),
@@ -216,13 +290,19 @@ _SIGS = {
     "cser_comm_reset_stats": (None, [c_void_p]),
     "cser_comm_set_netmodel": (None, [c_void_p, P(NetModel)]),
     "cser_comm_set_timeout": (None, [c_void_p, c_double]),
+    "cser_comm_set_sync": (c_int, [c_void_p, c_int]),
+    "cser_netmodel_default": (NetModel, []),
     "cser_comm_abort": (None, [c_void_p, c_char_p]),
     # optim.h
+    "cser_method_count": (c_int, []),
     "cser_method_name": (c_char_p, [c_int]),
+    "cser_method_summary": (c_char_p, [c_int]),
+    "cser_method_list": (c_int, [c_char_p, c_size_t]),
     "cser_method_from_name": (c_int, [c_char_p]),
     "cser_optim_parse": (c_int, [c_char_p, P(OptimConfig)]),
     "cser_optim_format": (c_int, [P(OptimConfig), c_char_p, c_size_t]),
     "cser_optim_config_for_ratio": (c_int, [c_char_p, c_double, P(OptimConfig)]),
+    "cser_optim_resolve": (c_int, [c_char_p, c_double, P(OptimConfig)]),
     "cser_optim_nominal_ratio": (c_double, [P(OptimConfig), P(Params)]),
     "cser_optim_create": (c_int, [P(OptimConfig), c_void_p, P(Params), c_void_p,
                                   P(c_void_p)]),
@@ -239,9 +319,13 @@ _SIGS = {
 }
 
 for _name, (_res, _args) in _SIGS.items():
-    _f = getattr(lib, _name)
+    _f = getattr(lib, _name, None)
+    if _f is None:
+        raise ImportError("cser: %s has no %s: the library is older than this package "
+                          "(rebuild it: make)" % (path, _name))
     _f.restype = _res
     _f.argtypes = _args
+
 
 
 def last_error():
@@ -255,7 +339,7 @@ def check(status, what=None):
         msg = last_error() or lib.cser_status_str(status).decode()
         if what:
             msg = "%s: %s" % (what, msg)
-        raise Error(status, msg)
+        raise Error(status, msg, (lib.cser_error_where() or b"").decode("utf-8", "replace"))
 
 
 def encode(s, what="spec"):

@@ -142,7 +142,9 @@ class Comm:
 
     def stats(self):
         """This worker's counted traffic: bytes_sent, bytes_recv, messages, collectives,
-        comm_s (measured), modeled_s (modeled network)."""
+        comm_s (measured), modeled_s (modeled network), wait_s (measured seconds waiting
+        for peers before each collective; 0 unless set_sync(True), which then leaves
+        the transfer alone in comm_s)."""
         s = _lib.CommStats()
         self._call("stats", lib.cser_comm_get_stats, ctypes.byref(s))
         return {k: getattr(s, k) for k, _ in s._fields_}
@@ -156,9 +158,32 @@ class Comm:
             raise ValueError("set_timeout: seconds must be a number >= 0, got %r" % (seconds,))
         self._call("set_timeout", lib.cser_comm_set_timeout, float(seconds))
 
-    def set_netmodel(self, bandwidth_bps=10e9, latency_s=50e-6):
-        """The modeled network of the stats' modeled_s."""
-        m = _lib.NetModel(float(bandwidth_bps), float(latency_s))
+    def set_sync(self, on=True):
+        """Sync mode (cser_comm_set_sync): each counted collective first waits in an
+        uncounted barrier for every rank; that wait goes to stats()["wait_s"] and
+        comm_s measures the transfer alone. Every worker should set the same mode.
+        Returns the previous setting."""
+        return bool(self._call("set_sync", lib.cser_comm_set_sync, 1 if on else 0))
+
+    def set_netmodel(self, bandwidth_bps=None, latency_s=None, tcp_framing=None):
+        """The modeled network of the stats' modeled_s (cser_netmodel): bandwidth in
+        bits per second, latency per message, and whether the wire bytes include
+        TCP/IP, Ethernet and MPI framing; None keeps the library's default
+        (cser_netmodel_default: 10e9, 50e-6, framing on)."""
+        m = lib.cser_netmodel_default()
+        for name, v in (("bandwidth_bps", bandwidth_bps), ("latency_s", latency_s)):
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 \
+                    or v == float("inf"):
+                raise ValueError("set_netmodel: %s must be a finite number >= 0, got %r"
+                                 % (name, v))
+            setattr(m, name, float(v))
+        if m.bandwidth_bps <= 0:
+            raise ValueError("set_netmodel: bandwidth_bps must be > 0, got %r"
+                             % (bandwidth_bps,))
+        if tcp_framing is not None:
+            m.tcp_framing = 1 if tcp_framing else 0
         self._call("set_netmodel", lib.cser_comm_set_netmodel, ctypes.byref(m))
 
     def abort(self, why="aborted from Python"):

@@ -10,7 +10,7 @@ CPU torch tensors (float32, contiguous), passed by pointer without copies.
 A vector holding several tensors is compressed per tensor, as the optimizer does: pass
 shapes=[...] with a flat v of sum(numel) elements. The draw (seed, step, salt, rank)
 chooses the randomness; the same draw gives the same support on every worker for the
-allreduce-compatible compressors (identity, zero, grbs, randk).
+allreduce-compatible compressors (identity, zero, grbs, randk, fragment).
 """
 import ctypes
 import threading
@@ -86,9 +86,24 @@ def _draw(seed, step, salt, rank):
     return _lib.Draw(int(seed), int(step), int(salt), int(rank))
 
 
+def kinds():
+    """The compressors of this build as `cser info` lists them: [(name, example spec,
+    summary)], in kind order."""
+    out, k = [], 0
+    while True:
+        name = lib.cser_compressor_kind_name(k)
+        if lib.cser_compressor_kind_from_name(name) != k:
+            return out
+        out.append((name.decode(), lib.cser_compressor_kind_example(k).decode(),
+                    lib.cser_compressor_kind_summary(k).decode()))
+        k += 1
+
+
 class Compressor:
     """A compressor from a text spec (compressor.h): identity, zero, grbs:R,
-    grbs:r0=A,r1=B,p=P, grbs:R,flat, randk:R, topk:R, sign, qsgd:S[,bucket=B].
+    grbs:r0=A,r1=B,p=P, grbs:R,flat, randk:R, topk:R, sign, qsgd:S[,bucket=B],
+    fragment:H,frags=P (Streaming DiLoCo's fragments of layers; P at most the number
+    of layers: tensors named "a.weight", "a.bias" form one layer).
     Not thread-safe: use one per thread."""
 
     def __init__(self, spec):

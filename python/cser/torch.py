@@ -35,41 +35,36 @@ _VECTORS = {"model": 0, "momentum": 1, "error": 2, "synced": 3}
 _HYPER = ("momentum", "nesterov", "weight_decay")
 
 
-def _spec_names_compressor(spec):
-    """True if a method spec names its compressors (keys c=, c1=, c2=), as the CLI."""
-    if ":" not in spec:
-        return False
-    keys = spec.split(":", 1)[1].split(",")
-    return any(k.startswith(("c=", "c1=", "c2=")) for k in keys)
+def method_names():
+    """The methods of this build (the library's method table), as `cser info`
+    lists them."""
+    return [lib.cser_method_name(k).decode() for k in range(lib.cser_method_count())]
 
 
 def resolve_method(method, rc=None, momentum=0.9, nesterov=True, weight_decay=0.0,
                    seed=1):
     """The optimizer configuration the trainer (`cser train --method M --rc R`) would
-    use: a method name or a spec without compressors goes through
-    cser_optim_config_for_ratio with rc (default 256; sgd without rc stays plain SGD);
-    a spec naming its compressors is parsed as is (rc must then be None).
-    momentum/nesterov/weight_decay/seed override the spec's keys."""
+    use, by cser_optim_resolve: rc (None = the trainer's 0) applies to a method name or
+    a spec that leaves a compressor's ratio open ("cser:c2=topk,h=8"); without rc such
+    a spec gets its method's default target (256; sgd stays plain SGD); a spec that
+    fixes every compressor's ratio, or the period of a method without compressors
+    ("local-sgd:h=4", "diloco:h=100"), is parsed as written, and rc with the former is
+    ambiguous (cser.Error). Every key of the spec is kept (inner=adamw, beta1=, outer=nesterov,
+    olr=, ...) except momentum/nesterov/wd/seed, which these arguments override as
+    the trainer's options do."""
     spec = _lib.encode(method, "method")
     name = method.split(":", 1)[0]
     if lib.cser_method_from_name(_lib.encode(name)) < 0:
         raise _lib.Error(_lib.Status.INVALID,
-                         "method: unknown method '%s' (expected sgd, local-sgd, ef-sgd, "
-                         "qsparse, cser, cser-fused, csea or cser-pl)" % name)
+                         "method: unknown method '%s' (expected %s)"
+                         % (name, ", ".join(method_names())))
     if rc is not None and (isinstance(rc, bool) or not isinstance(rc, (int, float))):
         raise TypeError("rc: expected a number or None, got %r" % (rc,))
+    if rc is not None and not (math.isfinite(rc) and rc > 0):
+        raise ValueError("rc: expected a finite number > 0 or None, got %r" % (rc,))
     cfg = _lib.OptimConfig()
-    if _spec_names_compressor(method):
-        if rc is not None:
-            raise ValueError("rc=%g with method '%s': ambiguous (the spec already names "
-                             "its compressors; drop rc or give a method name)" % (rc, method))
-        _lib.check(lib.cser_optim_parse(spec, ctypes.byref(cfg)), "method '%s'" % method)
-    elif name == "sgd" and rc is None:
-        _lib.check(lib.cser_optim_parse(spec, ctypes.byref(cfg)), "method '%s'" % method)
-    else:
-        _lib.check(lib.cser_optim_config_for_ratio(spec, float(256 if rc is None else rc),
-                                                   ctypes.byref(cfg)),
-                   "method '%s'" % method)
+    _lib.check(lib.cser_optim_resolve(spec, float(rc or 0), ctypes.byref(cfg)),
+               "method '%s'%s" % (method, "" if rc is None else " with rc=%g" % rc))
     for k, v in (("momentum", momentum), ("weight_decay", weight_decay)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError("%s: expected a finite number, got %r" % (k, v))
@@ -80,6 +75,53 @@ def resolve_method(method, rc=None, momentum=0.9, nesterov=True, weight_decay=0.
     cfg.weight_decay = float(weight_decay)
     cfg.seed = seed
     return cfg
+
+
+def _split_names(params):
+    """params as torch.optim takes them, with (name, tensor) pairs
+    (model.named_parameters()) replaced by the tensors; also {id(tensor): name}."""
+    if isinstance(params, torch.Tensor):
+        return params, {}
+    params, names = list(params), {}
+
+    def strip(seq):
+        out = []
+        for x in seq:
+            if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str):
+                names[id(x[1])] = x[0]
+                x = x[1]
+            out.append(x)
+        return out
+    if params and all(isinstance(g, dict) for g in params):
+        params = [dict(g, params=strip([g["params"]] if isinstance(g["params"],
+                                                                   torch.Tensor)
+                                       else g["params"])) for g in params]
+    else:
+        params = strip(params)
+    return params, names
+
+
+def layout_names(names):
+    """The tensor names of the C layout for parameters named `names` (None: unnamed).
+    The fragments of streaming-diloco deal out layers, which the library forms from
+    consecutive tensors whose names agree up to the last '.' (compressor.h): a name of
+    named_parameters() ("3.weight", "3.bias") is kept, so a module's tensors form one
+    layer as in the C engine; an unnamed parameter i is "param<i>", a layer of its own;
+    a name too long for the library (CSER_NAME_MAX) or not ASCII becomes
+    "param<j>.<i>", j the first parameter of its module."""
+    out, prev, start = [], None, 0
+    for i, n in enumerate(names):
+        prefix = None if n is None else n.rsplit(".", 1)[0]
+        if prefix is None or prefix != prev:
+            start = i                              # the first tensor of this module
+        prev = prefix
+        if n is None:
+            out.append("param%d" % i)
+        elif n.isascii() and "\0" not in n and len(n) < _lib.CSER_NAME_MAX:
+            out.append(n)
+        else:
+            out.append("param%d.%d" % (start, i))
+    return out
 
 
 def format_config(cfg):
@@ -114,11 +156,22 @@ class _Handle:
 class Optimizer(torch.optim.Optimizer):
     """One worker's optimizer (optim.h) over its model's float32 CPU parameters.
 
+    params: model.parameters(), model.named_parameters() (the names make a module's
+      tensors one layer for the fragments of streaming-diloco: layout_names), or
+      param groups of either;
+
     method: a method name (sgd, local-sgd, ef-sgd, qsparse, cser, cser-fused, csea,
-      cser-pl) or a full spec such as "cser:c1=grbs:32,c2=grbs:512,h=16";
-    rc: the target overall compression ratio R_C for a method name (default 256 for the
-      compressing methods; "sgd" without rc is plain SGD), as `cser train --rc`;
-    lr, momentum, nesterov, weight_decay: as torch.optim.SGD (Nesterov by default);
+      cser-pl, diloco, streaming-diloco: cser.torch.method_names()) or a spec such as
+      "cser:c1=grbs:32,c2=grbs:512,h=16" or "local-sgd:h=8,inner=adamw,outer=nesterov,
+      olr=0.7,omom=0.9" (every key of optim.h: inner=sgd|adamw, beta1=, beta2=, eps=,
+      outer=none|nesterov, olr=, omom=);
+    rc: the target overall compression ratio R_C, as `cser train --rc` (resolved by
+      cser_optim_resolve: a method name or a spec leaving a compressor's ratio open
+      gets rc, default 256; "sgd" without rc is plain SGD; rc with a spec that fixes
+      every compressor's ratio raises cser.Error);
+    lr, momentum, nesterov, weight_decay: as torch.optim.SGD (Nesterov by default),
+      overriding the spec's momentum=, nesterov=, wd= as the trainer's options do
+      (with inner=adamw, weight_decay is AdamW's decoupled weight decay);
       param_groups[*]["lr"] may be changed between steps (LR schedulers work); every
       group must have the same lr at a step (the C step takes one), and momentum,
       nesterov and weight_decay are fixed at creation;
@@ -134,6 +187,7 @@ class Optimizer(torch.optim.Optimizer):
         self._ready = False
         defaults = dict(lr=lr, momentum=momentum, nesterov=bool(nesterov),
                         weight_decay=weight_decay)
+        params, names = _split_names(params)
         super().__init__(params, defaults)
         self._cfg = resolve_method(method, rc, momentum, nesterov, weight_decay, seed)
         self.method = format_config(self._cfg)
@@ -145,8 +199,8 @@ class Optimizer(torch.optim.Optimizer):
         self.comm = comm
         self._params = [p for g in self.param_groups for p in g["params"]]
         self._check_params()
-        self._layout = Layout([tuple(p.shape) for p in self._params],
-                              ["param.%d" % i for i in range(len(self._params))])
+        self.tensor_names = layout_names([names.get(id(p)) for p in self._params])
+        self._layout = Layout([tuple(p.shape) for p in self._params], self.tensor_names)
         self.d = self._layout.d
         self._create()
         self._ready = True

@@ -32,7 +32,8 @@ def train(comm, method, rc, steps, model=None):
             np.array([st["bytes_up"], st["bytes_down"], st["messages"]], dtype=np.int64))
 
 
-CASES = [("cser", 256.0), ("ef-sgd:c=topk:8", None)]  # allreduce and allgather paths
+CASES = [("cser", 256.0), ("ef-sgd:c=topk:8", None),  # allreduce and allgather paths
+         ("streaming-diloco:c=fragment:4,frags=3", None)]  # AdamW, outer Nesterov
 STEPS = 12
 
 

@@ -7,6 +7,7 @@
 set -eu
 LIB=$1
 shift
+case $LIB in /*) ;; *) LIB=$(pwd)/$LIB ;; esac   # run.sh cds below
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=${CSER_PYTHON:-/usr/bin/python3}
 if [ ! -x "$PY" ]; then

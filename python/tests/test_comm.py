@@ -30,6 +30,45 @@ def test_allreduce_is_rank_order_sum():
         assert st["collectives"] == 2 and st["bytes_sent"] > 0
 
 
+def test_sync_mode_counts_the_wait_for_a_late_peer():
+    """set_sync: rank 0 waits for rank 1 (late by 0.3 s) in the barrier before the
+    collective; that goes to wait_s, not comm_s. Without it the wait is in comm_s."""
+    def work(comm, sync):
+        assert comm.set_sync(sync) is False                   # the default is off
+        buf = np.ones(64, np.float32)
+        if comm.rank == 1:
+            time.sleep(0.3)
+        comm.allreduce(buf)
+        return comm.stats()
+
+    on = cser.Comm.threads(2).run(work, True)
+    assert on[0]["wait_s"] >= 0.2 and on[0]["comm_s"] < 0.2, on[0]
+    off = cser.Comm.threads(2).run(work, False)
+    assert off[0]["wait_s"] == 0 and off[0]["comm_s"] >= 0.2, off[0]
+
+
+def test_netmodel_framing_and_bad_values():
+    """The modeled seconds of one allreduce: TCP/IP framing (the default) adds wire
+    bytes; a slower link models more time."""
+    def work(comm, **net):
+        if net:
+            comm.set_netmodel(**net)
+        comm.allreduce(np.ones(100000, np.float32))
+        return comm.stats()["modeled_s"]
+
+    def modeled(**net):
+        return cser.Comm.threads(2).run(work, **net)[0]
+    framed, plain = modeled(), modeled(tcp_framing=False)
+    assert modeled(tcp_framing=True) == framed
+    assert 1.0 < framed / plain < 1.1                  # 4.6% on bulk data (comm.h)
+    assert modeled(bandwidth_bps=1e9, latency_s=50e-6) > 5 * framed
+    c = cser.Comm.single()
+    for bad in ({"bandwidth_bps": 0}, {"bandwidth_bps": -1.0}, {"latency_s": float("nan")},
+                {"bandwidth_bps": "10G"}):
+        with pytest.raises(ValueError, match="set_netmodel"):
+            c.set_netmodel(**bad)
+
+
 def test_raising_worker_fails_the_others_fast():
     def work(comm):
         if comm.rank == 2:

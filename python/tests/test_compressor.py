@@ -7,7 +7,7 @@ import cser
 
 SPECS = ["identity", "zero", "grbs:64", "grbs:r0=0.5,r1=0.25,p=1", "grbs:16,flat",
          "randk:32", "randk:0.1", "topk:16", "topk:0.05", "sign", "qsgd:16",
-         "qsgd:4,bucket=64"]
+         "qsgd:4,bucket=64", "fragment:1,frags=1"]
 
 
 def vec(shape, seed=0):
@@ -62,6 +62,37 @@ def test_several_tensors_and_raw_bytes():
         a = c.decode(msg)
         b = c.decode(bytes(msg), shapes=shapes, step=2)   # support re-selected
         assert np.array_equal(a, b)
+
+
+def test_every_compressor_of_the_build_round_trips():
+    """Every kind `cser info` lists (compressor.kinds()), with its example spec."""
+    kinds = cser.compressor.kinds()
+    assert [k[0] for k in kinds][:8] == ["identity", "zero", "grbs", "randk", "topk",
+                                         "sign", "qsgd", "fragment"]
+    shapes = [(16, 8, 3, 3), (16,), (10, 144)]
+    v = vec(sum(int(np.prod(s)) for s in shapes), 3)
+    for name, example, _ in kinds:
+        c = cser.Compressor(example)
+        assert c.kind == name
+        msg = c.encode(v, step=4, shapes=shapes)
+        back = v.copy()
+        c.decode(msg, out=back, alpha=-1.0)
+        assert np.array_equal(back, c.residual(v, step=4, shapes=shapes)), example
+
+
+def test_fragment_selects_whole_layers_in_turn():
+    """fragment:H,frags=P over layers named as named_parameters() names them: a layer's
+    tensors travel together, fragment p at the steps t with t mod H == p H / P."""
+    from cser._layout import Layout
+    names = ["a.weight", "a.bias", "b.weight", "b.bias"]
+    shapes = [(4, 3), (4,), (2, 4), (2,)]
+    c = cser.Compressor("fragment:4,frags=2")
+    lay = Layout(shapes, names)
+    runs = [c._select(lay, cser.compressor._draw(1, t, 0, 0)).runs() for t in range(4)]
+    assert runs[0].tolist() == [[0, 16]]          # layer a: both tensors, one run
+    assert runs[2].tolist() == [[16, 10]]         # layer b
+    assert len(runs[1]) == len(runs[3]) == 0      # nothing at the other steps
+    assert c.nominal_ratio(shapes) == pytest.approx(4.0)
 
 
 def test_torch_tensors_without_copy():

@@ -20,7 +20,16 @@ from cser._layout import Layout  # noqa: E402
 METHODS = [("sgd", None), ("cser:h=8", 128), ("local-sgd", 4), ("ef-sgd", 16), ("qsparse", 16),
            ("cser", 256), ("cser-fused", 64), ("csea", 16), ("cser-pl", 16),
            ("cser:c1=topk:8,c2=sign,h=3", None), ("ef-sgd:c=qsgd:8,bucket=32", None),
-           ("cser:c1=randk:4,c2=grbs:r0=0.5,r1=0.5,h=2", None)]
+           ("cser:c1=randk:4,c2=grbs:r0=0.5,r1=0.5,h=2", None),
+           # inner AdamW and the outer Nesterov optimizer (every key of optim.h), and
+           # the DiLoCo presets, one with its fragments due inside the 12 steps
+           ("diloco:h=4", None), ("streaming-diloco", 4),
+           ("streaming-diloco:c=fragment:6,frags=3,beta1=0.8,olr=0.5", None),
+           ("local-sgd:h=3,inner=adamw,beta1=0.85,beta2=0.99,eps=1e-6,outer=nesterov,"
+            "olr=0.6,omom=0.8", None),
+           ("cser:h=4,inner=adamw,beta2=0.995", 64),
+           ("qsparse:c=topk:8,h=3,outer=nesterov,omom=0.5", None)]
+LOCAL = ("local-sgd", "cser-fused", "diloco", "streaming-diloco")  # no shared x - e
 
 
 def small_model(seed=0):
@@ -39,7 +48,7 @@ class RawC:
 
     def __init__(self, opt, comm):
         shapes = [tuple(p.shape) for p in opt._params]
-        self.lay = Layout(shapes, ["param.%d" % i for i in range(len(shapes))])
+        self.lay = Layout(shapes, opt.tensor_names)
         self.cfg = _lib.OptimConfig()
         ctypes.memmove(ctypes.byref(self.cfg), ctypes.byref(opt._cfg),
                        ctypes.sizeof(self.cfg))
@@ -107,9 +116,82 @@ def test_same_bits_as_the_c_optimizer(method, rc):
         return out
 
     res = ga.run(work)
-    if not method.startswith(("local-sgd", "cser-fused")):  # these keep no shared z
+    if not method.startswith(LOCAL):  # these keep no shared z
         assert torch.equal(res[0][0], res[1][0])        # x_i - e_i everywhere the same
     assert res[0][2]["steps"] == steps
+
+
+def test_every_method_and_compressor_of_the_build():
+    """Every method `cser info` lists, by name, with its example spec (what `cser train
+    --method NAME` resolves to), and with rc=16; every compressor's example spec inside
+    ef-sgd: 2 workers take 3 steps through cser.torch.Optimizer, and the resolved spec
+    is the library's (cser_optim_resolve + the overriding options)."""
+    base = small_model(5)
+    methods = cser.torch.method_names()
+    assert methods[:10] == ["sgd", "local-sgd", "ef-sgd", "qsparse", "cser", "cser-fused",
+                            "csea", "cser-pl", "diloco", "streaming-diloco"]
+
+    def example(name):
+        cfg = _lib.OptimConfig()
+        _lib.check(_lib.lib.cser_optim_resolve(name.encode(), 0.0, ctypes.byref(cfg)))
+        return cser.torch.format_config(cfg)
+
+    def run(method, rc=None):
+        def work(comm):
+            model = copy.deepcopy(base)
+            opt = cser.torch.Optimizer(model.named_parameters(), method=method, rc=rc,
+                                       lr=0.01, momentum=0.9, weight_decay=0.0, seed=1,
+                                       comm=comm)
+            train_steps(opt, model, 0, 3, comm.rank)
+            x = opt.get_vector("model")
+            assert torch.isfinite(x).all() and opt.stats()["steps"] == 3
+            return opt.method
+        return cser.Comm.threads(2, timeout=60).run(work)[0]
+
+    for name in methods:
+        ex = example(name)
+        assert run(name) == ex
+        assert run(ex) == ex
+        if name != "sgd":                                  # sgd has R_C = 1 only
+            run(name, 16)
+    for kind, spec, _ in cser.compressor.kinds():
+        assert run("ef-sgd:c=" + spec).startswith("ef-sgd:c=" + kind), spec
+
+
+def test_named_parameters_make_the_fragments_layers():
+    """streaming-diloco deals out layers: with named_parameters() a module's weight and
+    bias are synchronized at the same step (the C engine's layers), with parameters()
+    every tensor is a layer of its own."""
+    base = small_model(6)
+
+    def work(comm, named):
+        model = copy.deepcopy(base)
+        params = model.named_parameters() if named else model.parameters()
+        # inner SGD: AdamW's first steps are +-lr whatever the gradient's size, which
+        # can leave an unsynchronized bias bitwise equal on both workers
+        opt = cser.torch.Optimizer(params, lr=0.01, comm=comm,
+                                   method="streaming-diloco:c=fragment:3,frags=3,inner=sgd")
+        out = []
+        for t in range(3):
+            train_steps(opt, model, t, t + 1, comm.rank)
+            out.append([p.detach().clone() for p in model.parameters()])
+        return opt.tensor_names, out
+
+    for named in (True, False):
+        (names, a), (_, b) = cser.Comm.threads(2, timeout=60).run(work, named)
+        synced = [[torch.equal(x, y) for x, y in zip(a[t], b[t])] for t in range(3)]
+        pairs = [[s[i] == s[i + 1] for i in (0, 2, 4)] for s in synced]
+        if named:
+            assert names == ["0.weight", "0.bias", "3.weight", "3.bias", "5.weight",
+                             "5.bias"]
+            assert all(all(p) for p in pairs), synced           # weight with its bias
+            assert sorted(sum(s) for s in synced) == [2, 2, 2]  # one module per step
+        else:
+            assert names == ["param%d" % i for i in range(6)]
+            assert not all(all(p) for p in pairs), synced
+    assert cser.torch.layout_names(["x" * 60 + ".weight", "x" * 60 + ".bias", None,
+                                    "fc.weight"]) == ["param0.0", "param0.1", "param2",
+                                                      "fc.weight"]
 
 
 def test_cser_with_identity_c2_is_sgd():
@@ -147,12 +229,16 @@ def train_steps(opt, model, t0, t1, rank=0):
         opt.step()
 
 
-def test_state_dict_resume_is_bitwise(tmp_path):
+@pytest.mark.parametrize("method,rc", [("cser", 16),
+                                       ("streaming-diloco:c=fragment:4,frags=3", None)])
+def test_state_dict_resume_is_bitwise(tmp_path, method, rc):
+    """The state blob holds every vector: CSER's errors, and AdamW's moments, the outer
+    momentum and the snapshot of streaming-diloco."""
     base = small_model(2)
 
     def work(comm):
         m1 = copy.deepcopy(base)
-        o1 = cser.torch.Optimizer(m1.parameters(), method="cser", rc=16, lr=0.05,
+        o1 = cser.torch.Optimizer(m1.parameters(), method=method, rc=rc, lr=0.05,
                                   comm=comm)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(o1, T_max=20)
         for t in range(8):
@@ -168,7 +254,7 @@ def test_state_dict_resume_is_bitwise(tmp_path):
         with torch.no_grad():
             for p, q in zip(m2.parameters(), base.parameters()):
                 p.copy_(q)                    # every worker must start from the same x0
-        o2 = cser.torch.Optimizer(m2.parameters(), method="cser", rc=16, lr=0.05,
+        o2 = cser.torch.Optimizer(m2.parameters(), method=method, rc=rc, lr=0.05,
                                   comm=cser_group2[comm.rank])
         s2 = torch.optim.lr_scheduler.CosineAnnealingLR(o2, T_max=20)
         ck = torch.load(path)
@@ -251,8 +337,13 @@ def test_bad_inputs():
     with pytest.raises(cser.Error) as e:
         cser.torch.Optimizer(P(), method="cser:c1=grbs:8,c2=bogus:3,h=2", lr=0.1)
     assert e.value.status == cser.Status.INVALID and "bogus" in str(e.value)
-    with pytest.raises(ValueError, match="ambiguous"):
+    with pytest.raises(cser.Error, match="ambiguous") as e:
         cser.torch.Optimizer(P(), method="cser:c1=grbs:8,c2=grbs:8", rc=64, lr=0.1)
+    assert e.value.status == cser.Status.INVALID
+    with pytest.raises(ValueError, match="rc"):
+        cser.torch.Optimizer(P(), method="cser", rc=0, lr=0.1)
+    with pytest.raises(TypeError, match="rc"):
+        cser.torch.Optimizer(P(), method="cser", rc="256", lr=0.1)
     with pytest.raises(cser.Error, match="rc|ratio|R_C"):
         cser.torch.Optimizer(P(), method="cser", rc=0.5, lr=0.1)
     with pytest.raises(ValueError, match="lr"):
@@ -285,6 +376,7 @@ def test_bad_inputs():
     with pytest.raises(cser.Error) as e:
         opt.load_state_dict(other.state_dict())
     assert e.value.status == cser.Status.MISMATCH
+    assert ".c:" in e.value.where                       # the library's call sites
     sd = opt.state_dict()
     sd["cser"]["blob"] = sd["cser"]["blob"][:100]
     with pytest.raises(cser.Error) as e:

@@ -101,7 +101,10 @@ cser_status cser_optim_resolve(const char *spec, double rc, cser_optim_config *o
     CSER_CHECK(cser_optim_parse_keys(spec, &c, &k));
     const cser_optim_method *m = cser_optim_method_of((int)c.kind);
     unsigned comp = m->keys & CSER_KEYS_COMP, fixed = k.given & ~k.kind_only & comp;
-    if (rc == 0 && fixed)
+    /* A method without compressors whose ratio is its period (local-sgd, diloco):
+     * a given h fixes the ratio as a compressor's ratio does ("local-sgd:h=4"). */
+    unsigned period = comp ? 0 : m->keys & k.given & CSER_KEY_BIT(CSER_KEY_H);
+    if (rc == 0 && (fixed || period))
         return cser_optim_parse(spec, out);
     if (rc != 0 && comp && fixed == comp)
         return cser_error(CSER_ERR_INVALID,
