@@ -61,6 +61,8 @@ typedef struct {
     char resume[CSER_TRAIN_PATH];  /* continue the run checkpointed in this directory  */
     double net_bandwidth;          /* modeled network, bits per second                 */
     double net_latency;            /* modeled latency per message, seconds             */
+    int net_framing;               /* 1: the model charges TCP/IP, Ethernet and MPI
+                                      headers (cser_netmodel.tcp_framing; default)     */
     double clip_norm;              /* clip each worker's gradient to this L2 norm
                                       (0 = off)                                        */
     long train_subset;             /* keep the first N training examples (0 = all)     */

@@ -90,6 +90,9 @@ static const opt_def opts[] = {
      "modeled network bandwidth, bits/s (10G, 1G, 100M)"},
     {"net-latency", OPT_LATENCY, F(net_latency), 0, SCOPE_BOTH, 0, 0, 1e3, "T",
      "modeled latency per message (50us, 1ms)"},
+    {"net-framing", OPT_BOOL, F(net_framing), 0, SCOPE_BOTH, 0, 0, 1, "0|1",
+     "modeled network charges TCP/IP, Ethernet and MPI headers (0: payload only, as "
+     "runs recorded before docs/netlab.md)"},
     {"clip-norm", OPT_DOUBLE, F(clip_norm), 0, SCOPE_BOTH, 1, 0, BIG, "C",
      "clip each worker's gradient to L2 norm C (0 = off)"},
     {"train-subset", OPT_LONG, F(train_subset), 0, SCOPE_BOTH, 1, 0, 1e12, "N",
@@ -140,6 +143,7 @@ cser_train_config cser_train_default_config(void)
     c.eval_every = 250;
     c.net_bandwidth = 10e9;
     c.net_latency = 50e-6;
+    c.net_framing = 1;
     c.budget_steps = 60;
     c.lr_grid[0] = 0.02;
     c.lr_grid[1] = 0.05;

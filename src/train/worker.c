@@ -27,6 +27,7 @@ static cser_status worker_setup(train_worker *w)
     cser_netmodel nm = cser_netmodel_default();
     nm.bandwidth_bps = c->net_bandwidth;
     nm.latency_s = c->net_latency;
+    nm.tcp_framing = c->net_framing;
     cser_comm_set_netmodel(w->comm, &nm);
     if (c->timeout > 0)
         cser_comm_set_timeout(w->comm, c->timeout);
