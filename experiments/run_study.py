@@ -18,9 +18,10 @@ scratch. No new run starts after --deadline (UTC). Runs go in priority order.
 """
 import csv
 import os
-import subprocess
 import sys
 import time
+
+import runlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSER = os.path.join(ROOT, "build", "cser")
@@ -208,20 +209,7 @@ def run_one(study, method, rc, lr, seed, split, cond=None, dry=False):
     print(time.strftime("%H:%M:%S"), " ".join(cmd[1:]), flush=True)
     if dry:
         return
-    for f in ("metrics.csv", "metrics.jsonl"):
-        if os.path.exists(os.path.join(out, f)):
-            os.remove(os.path.join(out, f))
-    os.makedirs(out, exist_ok=True)
-    t0 = time.time()
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True)
-    with open(os.path.join(out, "exit.txt"), "w") as f:
-        f.write("exit %d wall %.1f s\n%s" % (p.returncode, time.time() - t0,
-                                            p.stdout[-3000:]))
-    for junk in ("checkpoint.bin", "checkpoint.bin.tmp"):
-        if os.path.exists(os.path.join(out, junk)):
-            os.remove(os.path.join(out, junk))
-    print("   exit %d, %.0f s" % (p.returncode, time.time() - t0), flush=True)
+    runlib.execute(cmd, out)
 
 
 def past(deadline):

@@ -20,7 +20,11 @@
 #                     mpi_yield_when_idle 1: all ranks and the kernel's network
 #                     processing share this machine's cores, and a rank that
 #                     busy-polls takes the CPU that moves its peers' packets
-#                     (--mca mpi_yield_when_idle 0 to measure that)
+#                     (--mca mpi_yield_when_idle 0 to measure that), and
+#                     rtc_hwloc_vmhole none: the daemons then do not share
+#                     their hwloc topology through a mapping at a fixed address
+#                     (that mapping made orted segfault in hwloc_shmem_topology_write
+#                     in about half of the runs, inside the lab's namespaces)
 #   --quiet           no progress lines on stderr (the latency line is still printed)
 #   --id-file F       write the lab's id to F once it is up: its namespaces are ID-sw
 #                     (switch: data ports p0.., control ports c0..), ID-hd (mpirun),
@@ -254,10 +258,15 @@ cat >"$STATE/rsh" <<EOF
 host=\$1; shift
 ns=\$(awk -v h="\$host" '\$1 == h { print \$2 }' "$STATE/map")
 [ -n "\$ns" ] || { echo "netlab rsh: unknown host \$host" >&2; exit 1; }
+# every node has the same host name (one kernel): a session directory of its own per
+# daemon, or two daemons can race for the same /tmp/ompi.HOST.UID ("File exists")
+mkdir -p "$STATE/tmp-\$ns" || exit 1
+OMPI_MCA_orte_tmpdir_base="$STATE/tmp-\$ns"; export OMPI_MCA_orte_tmpdir_base
 exec ip netns exec "\$ns" /bin/sh -c "\$*"
 EOF
 chmod +x "$STATE/rsh"
 [[ " ${MCA[*]} " == *" mpi_yield_when_idle "* ]] || MCA+=(--mca mpi_yield_when_idle 1)
+[[ " ${MCA[*]} " == *" rtc_hwloc_vmhole "* ]] || MCA+=(--mca rtc_hwloc_vmhole none)
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
 export NETLAB_ADDRS="${ADDRS[*]}" NETLAB_LATENCY_S="$LAT_MEAS" NETLAB_BANDWIDTH_BPS="$BPS"
 say "mpirun -np $RANKS (btl self,tcp over lab0, control over ctl0; time limit ${LIMIT}s): $*"

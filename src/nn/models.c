@@ -41,14 +41,20 @@ static cser_status build_mlp(cser_model_t *m)
     return nn_dense(m, "fc2", x, m->cfg.nclasses, 0, &x);
 }
 
+/* The convolutions of cnn and cnn-wide: conv 3x3 32, pool, conv 3x3 64, pool, flatten. */
+static cser_status cnn_features(cser_model_t *m, int *x)
+{
+    CSER_CHECK(nn_conv(m, "conv1", 0, 32, 3, 1, 0, 1, 1, x));
+    CSER_CHECK(nn_maxpool(m, "pool1", *x, 2, 2, x));
+    CSER_CHECK(nn_conv(m, "conv2", *x, 64, 3, 1, 0, 1, 1, x));
+    CSER_CHECK(nn_maxpool(m, "pool2", *x, 2, 2, x));
+    return nn_flatten(m, "flatten", *x, x);
+}
+
 static cser_status build_cnn(cser_model_t *m)
 {
     int x;
-    CSER_CHECK(nn_conv(m, "conv1", 0, 32, 3, 1, 0, 1, 1, &x));
-    CSER_CHECK(nn_maxpool(m, "pool1", x, 2, 2, &x));
-    CSER_CHECK(nn_conv(m, "conv2", x, 64, 3, 1, 0, 1, 1, &x));
-    CSER_CHECK(nn_maxpool(m, "pool2", x, 2, 2, &x));
-    CSER_CHECK(nn_flatten(m, "flatten", x, &x));
+    CSER_CHECK(cnn_features(m, &x));
     CSER_CHECK(nn_dense(m, "fc1", x, 128, 1, &x));
     return nn_dense(m, "fc2", x, m->cfg.nclasses, 0, &x);
 }
@@ -56,11 +62,7 @@ static cser_status build_cnn(cser_model_t *m)
 static cser_status build_cnn_wide(cser_model_t *m)
 {
     int x;
-    CSER_CHECK(nn_conv(m, "conv1", 0, 32, 3, 1, 0, 1, 1, &x));
-    CSER_CHECK(nn_maxpool(m, "pool1", x, 2, 2, &x));
-    CSER_CHECK(nn_conv(m, "conv2", x, 64, 3, 1, 0, 1, 1, &x));
-    CSER_CHECK(nn_maxpool(m, "pool2", x, 2, 2, &x));
-    CSER_CHECK(nn_flatten(m, "flatten", x, &x));
+    CSER_CHECK(cnn_features(m, &x));
     CSER_CHECK(nn_dense(m, "fc1", x, 4096, 1, &x));
     CSER_CHECK(nn_dense(m, "fc2", x, 1024, 1, &x));
     return nn_dense(m, "fc3", x, m->cfg.nclasses, 0, &x);

@@ -1,0 +1,30 @@
+"""runlib.py: what the study runners share (run_study.py, run_tta.py): running one
+`cser train` command into its run directory and recording how it ended."""
+import os
+import subprocess
+import time
+
+# Left behind by a finished run and not kept in git: the checkpoint (the metrics hold
+# the results) and the CLI's per-run plot (the report scripts draw the study plots).
+JUNK = ("checkpoint.bin", "checkpoint.bin.tmp", "curves.png")
+
+
+def execute(cmd, out):
+    """Runs cmd (which writes into out) from a clean start: stale metrics of an
+    unfinished run are removed first; exit.txt records the exit status, the wall time
+    and the tail of the output; the junk files are removed afterwards."""
+    for f in ("metrics.csv", "metrics.jsonl"):
+        if os.path.exists(os.path.join(out, f)):
+            os.remove(os.path.join(out, f))
+    os.makedirs(out, exist_ok=True)
+    t0 = time.time()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True)
+    with open(os.path.join(out, "exit.txt"), "w") as f:
+        f.write("exit %d wall %.1f s\n%s" % (p.returncode, time.time() - t0,
+                                            p.stdout[-3000:]))
+    for junk in JUNK:
+        if os.path.exists(os.path.join(out, junk)):
+            os.remove(os.path.join(out, junk))
+    print("   exit %d, %.0f s" % (p.returncode, time.time() - t0), flush=True)
+    return p.returncode
