@@ -107,7 +107,7 @@ void train_worker_counters(const train_worker *w, train_ckpt_head *out)
         out->modeled_comm_s += st.modeled_s[p] - w->stats0.modeled_s[p];
     }
     out->compute_s += w->compute_s;
-    out->wall_s += train_now() - w->t_start;
+    out->wall_s += train_now() - w->t_start - w->paused_s; /* training only */
     out->loss_sum = w->loss_sum;
     out->loss_count = w->loss_count;
     out->last_train_loss = w->last_train_loss;

@@ -179,6 +179,8 @@ typedef struct {
     double wait0;             /* communicator wait_s right after set-up or resume */
     double compute_s;         /* this invocation's compute seconds                */
     double t_start;           /* this invocation's start                          */
+    double paused_s;          /* this invocation's seconds in evaluations and
+                                 checkpoints: not training, not in wall_s         */
     double loss_sum;          /* mean training loss summed since the last row     */
     uint64_t loss_count;
     double last_train_loss;

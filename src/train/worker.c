@@ -238,7 +238,9 @@ static cser_status eval_row(train_worker *w, const char *event)
 {
     double tl, ta;
     int finite;
+    double t0 = train_now();
     CSER_CHECK(train_evaluate(w, &tl, &ta, &finite));
+    w->paused_s += train_now() - t0;
     if (!finite)
         return diverged(w, "the model has NaN or Inf parameters");
     if (w->rank == 0 && w->sh->result) {
@@ -265,10 +267,12 @@ static cser_status params_finite(train_worker *w, int *ok)
 static cser_status checkpoint(train_worker *w)
 {
     int ok;
+    double t0 = train_now();
     CSER_CHECK(params_finite(w, &ok));
     if (!ok)
         return diverged(w, "a worker's model has NaN or Inf parameters");
     CSER_CHECK(train_ckpt_save(w));
+    w->paused_s += train_now() - t0;
     w->last_ckpt = w->step;
     return CSER_OK;
 }
@@ -421,12 +425,12 @@ cser_status train_worker_run(const train_shared *sh, cser_comm_t *comm, int rank
     w.sh = sh;
     w.comm = comm;
     w.rank = rank;
-    w.t_start = train_now();
     cser_status s = worker_setup(&w);
     if (s == CSER_OK)
         s = open_outputs(&w);
     if (s == CSER_OK) {
         print_start(&w);
+        w.t_start = train_now(); /* wall_s: the training loop only (docs/train.md) */
         s = run_loop(&w);
         if (rank == 0)
             train_progress_end(&w.progress);
