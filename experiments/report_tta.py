@@ -49,12 +49,17 @@ def load(study):
                 rows = list(csv.DictReader(f))
         except (OSError, ValueError):
             continue
-        if not rows or rows[-1]["event"] not in ("final", "diverged"):
-            continue
-        wall = None
         try:
             with open(os.path.join(d, "exit.txt")) as f:
                 text = f.read()
+        except OSError:
+            text = ""
+        # finished: a final or diverged row, or stopped on purpose (--stop-after, exit 0)
+        if not rows or (rows[-1]["event"] not in ("final", "diverged") and
+                        not text.startswith("exit 0 ")):
+            continue
+        wall = None
+        try:
             wall = float(text.split()[3])
             act = re.search(r"R_C\s+actual ([0-9.]+)", text)
         except (OSError, ValueError, IndexError):
@@ -117,8 +122,9 @@ def per_step(run):
             (modeled(row, run["cfg"], 1e9) - float(row["compute_s"])) / steps)
 
 
-def lr_table(runs):
-    lines = ["### Study W: seed-1 lr walk (final test accuracy %; chosen lr in bold)", "",
+def lr_table(runs, study="W"):
+    lines = ["### Study %s: seed-1 lr walk (final test accuracy %%; chosen lr in bold)" % study,
+             "",
              "| method | R_C | " + " | ".join("lr " + lr for lr in GRID) +
              " | actual R_C | resolved method |", "|---|---|" + "---|" * (len(GRID) + 2)]
     keys = sorted({(r["method"], r["rc"]) for r in runs if r["seed"] == 1 and not r["extra"]},
@@ -337,6 +343,120 @@ def study_f(runs):
     return lines + [""]
 
 
+LAB_NETS = (("LAB1G", "1G"), ("LAB100M", "100M"))
+LAB_WORKLOAD = "fashion-mnist/cnn-wide/2x32-lab"
+REFS = [("ddp", 1, "", "PyTorch DDP (gloo)"), ("ddp-psgd", 1, "_r4", "DDP + PowerSGD rank 4")]
+
+
+def lab_time_to(run, target, col):
+    """(step, seconds in column col) at the first evaluation reaching target."""
+    for row in run["rows"]:
+        if row["event"] == "diverged":
+            return None
+        if row.get("test_acc") and 100.0 * float(row["test_acc"]) >= target:
+            return int(row["step"]), float(row[col])
+    return None
+
+
+def study_lab(p_runs, labs):
+    """Study P (2 in-process workers, the lr walk) and its runs on the network lab:
+    measured wall clock against the modeled time of the same runs."""
+    lines, csv_rows = [], []
+    sgd_lr = chosen_lr(p_runs, "sgd", 1)
+    if sgd_lr is None:
+        return ["(study P: no finished SGD run yet)", ""], []
+    sgd = sel(p_runs, "sgd", 1, lr=sgd_lr, seed=1)[0]
+    final = sgd["acc"]
+    confs = [("sgd", 1), ("cser", 256), ("cser", 1024)]
+    lines += ["### Study P and the lab: 2 ranks x batch 32, cnn-wide, 1 epoch", "",
+              "SGD (lr %s): final test accuracy %.2f%% (study P, 2 in-process workers; the "
+              "lab's MPI runs are the same bits). Times are rank 0's training wall clock "
+              "(`wall_s`: evaluations excluded) and the modeled time of the same run "
+              "(`modeled_total_s`: its CPU time in compute plus the network model at the "
+              "lab's rate and measured latency)." % (sgd_lr, final), ""]
+    for d in (1.0, 3.0):
+        target = final - d
+        lines += ["#### Time to %.2f%% (SGD's final - %g)" % (target, d), "",
+                  "| method | R_C | lr | link | step | measured (s) | speedup measured | "
+                  "modeled (s) | speedup modeled | measured / modeled |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for study, net in LAB_NETS:
+            base = {}
+            items = [(m, rc, chosen_lr(p_runs, m, rc), "", m) for m, rc in confs]
+            items += [(m, rc, None, ex, label) for m, rc, ex, label in REFS]
+            for m, rc, lr, extra, label in items:
+                cand = [r for r in labs[study] if r["method"] == m and r["rc"] == rc and
+                        r["extra"] == extra and (lr is None or r["lr"] == lr)]
+                if not cand:
+                    continue
+                r = cand[0]
+                meas = lab_time_to(r, target, "wall_s")
+                mod = lab_time_to(r, target, "modeled_total_s") if m[:3] != "ddp" else None
+                if m == "sgd" and meas:
+                    base = {"meas": meas[1], "mod": mod[1] if mod else None}
+                sp_meas = base["meas"] / meas[1] if meas and base.get("meas") else 0.0
+                sp_mod = base["mod"] / mod[1] if mod and base.get("mod") else 0.0
+                csv_rows.append([LAB_WORKLOAD, net, label if m[:3] == "ddp" else m, rc,
+                                 "%.2f" % target, "%.2f" % meas[1] if meas else "",
+                                 "%.2f" % sp_meas, "measured"])
+                if m[:3] != "ddp":
+                    csv_rows.append([LAB_WORKLOAD, net, m, rc, "%.2f" % target,
+                                     "%.2f" % mod[1] if mod else "", "%.2f" % sp_mod,
+                                     "modeled"])
+                lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    label, rc, r["lr"], net, meas[0] if meas else "not reached",
+                    "%.1f" % meas[1] if meas else "-", "%.2fx" % sp_meas if meas else "-",
+                    "%.1f" % mod[1] if mod else "-", "%.2fx" % sp_mod if mod else "-",
+                    "%.2f" % (sp_meas / sp_mod) if meas and mod and sp_mod else "-"))
+        lines.append("")
+    lines += ["#### The lab runs: final accuracy, per-step times", "",
+              "| link | method | R_C | lr | steps | final acc (%) | wall (s) | modeled (s) | "
+              "compute (s) | in collectives (s) | MB sent |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for study, net in LAB_NETS:
+        for r in labs[study]:
+            x = r["rows"][-1]
+            lines.append("| %s | %s%s | %d | %s | %s | %s | %.1f | %s | %s | %s | %s |" % (
+                net, r["method"], r["extra"], r["rc"], r["lr"], x["step"],
+                "%.2f" % r["acc"] if x["event"] == "final" else "stopped at %.2f" % r["acc"],
+                float(x["wall_s"]), x["modeled_total_s"] or "-", x["compute_s"] or "-",
+                x["comm_s"] or "-",
+                "%.1f" % (float(x["bytes_up"]) / 1e6) if x["bytes_up"] else "-"))
+    return lines + [""] + lr_table(p_runs, "P") + [""], csv_rows
+
+
+def lab_plots(labs, targets):
+    gp = ["set terminal png noenhanced size 1000,650", "set grid", "set key bottom right",
+          "set logscale x 10", "set yrange [60:95]", "set ylabel 'test accuracy (%)'"]
+    made = False
+    for study, net in LAB_NETS:
+        curves = []
+        for r in labs[study]:
+            name = "%s_%s%s_rc%d" % (study, r["method"], r["extra"], r["rc"])
+            with open(os.path.join(OUT, "tta_%s.dat" % name), "w") as f:
+                for row in r["rows"]:
+                    if row["test_acc"] and float(row["wall_s"]) > 0:
+                        f.write("%.4f %s %.3f\n" % (float(row["wall_s"]),
+                                row["modeled_total_s"] or "nan", 100 * float(row["test_acc"])))
+            curves.append(name)
+        if not curves:
+            continue
+        made = True
+        tl = ["%.2f with lines dashtype 2 title 'target %.2f'" % (t, t) for t in targets]
+        for col, what in ((1, "measured wall clock"), (2, "modeled time")):
+            gp += ["set output '%s/tta_lab_%s_%s.png'" % (OUT, net.lower(),
+                                                         "measured" if col == 1 else "modeled"),
+                   "set title 'network lab %s: cnn-wide, 2 ranks x batch 32'" % net,
+                   "set xlabel '%s, training only (s)'" % what,
+                   "plot " + ", ".join(["'%s/tta_%s.dat' using %d:3 with linespoints title '%s'"
+                                        % (OUT, c, col, c.split("_", 1)[1]) for c in curves]
+                                       + tl)]
+    if made:
+        p = subprocess.run(["gnuplot"], input="\n".join(gp) + "\n", universal_newlines=True,
+                           stderr=subprocess.PIPE)
+        if p.returncode != 0:
+            print("report_tta.py: gnuplot failed: " + p.stderr)
+
+
 def splice(lines):
     path = os.path.join(ROOT, "docs", "RESULTS.md")
     begin, end = "<!-- tta:begin (experiments/report_tta.py) -->", "<!-- tta:end -->"
@@ -356,12 +476,17 @@ def splice(lines):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for old in glob.glob(os.path.join(OUT, "tta_W_*.dat")):
+    for old in glob.glob(os.path.join(OUT, "tta_W_*.dat")) + \
+            glob.glob(os.path.join(OUT, "tta_LAB*.dat")):
         os.remove(old)
-    w, f = load("W"), load("F")
-    lines = ["Runs recorded: study W %d, study F %d." % (len(w), len(f)), ""]
+    w, f, p = load("W"), load("F"), load("P")
+    labs = {study: load(study) for study, _ in LAB_NETS}
+    lines = ["Runs recorded: study W %d, study F %d, study P %d, lab %d." % (
+        len(w), len(f), len(p), sum(len(v) for v in labs.values())), ""]
     rows, tlines = tta(w)
-    lines += tlines
+    lab_lines, lab_rows = study_lab(p, labs)
+    rows += lab_rows
+    lines += lab_lines + tlines
     lines += accuracy_table(w) + [""] + lr_table(w) + [""] + warm_table(w) + study_f(f)
     write_csv(rows)
     with open(os.path.join(OUT, "tta_tables.md"), "w") as fh:
@@ -371,6 +496,9 @@ def main():
     sgd_lr = chosen_lr(w, "sgd", 1)
     fin = [r["acc"] for r in sel(w, "sgd", 1, lr=sgd_lr) if not r["diverged"]] if sgd_lr else []
     plots(w, [mean_std(fin)[0] - d for d in (1.0, 3.0)] if fin else [])
+    psgd = chosen_lr(p, "sgd", 1)
+    pfin = [r["acc"] for r in sel(p, "sgd", 1, lr=psgd, seed=1)] if psgd else []
+    lab_plots(labs, [pfin[0] - d for d in (1.0, 3.0)] if pfin else [])
     print("\n".join(lines))
 
 

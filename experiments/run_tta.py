@@ -66,12 +66,32 @@ STUDIES = {
     # study W: the communication-bound workload
     "W": ["--model", "cnn-wide", "--dataset", "fashion-mnist", "--workers", "8",
           "--batch", "32", "--epochs", "1", "--eval-every", "30", "--warmup", "auto",
-          "--lr-schedule", "cosine", "--net-bandwidth", "1G", "--quiet"],
+          "--lr-schedule", "cosine", "--net-bandwidth", "1G", "--net-framing", "0",
+          "--quiet"],   # framing 0: the model its first runs were recorded with
     # study F: cnn, study A's protocol (batch 16, 0.1-epoch warm-up), longer budgets
     "F": ["--model", "cnn", "--dataset", "fashion-mnist", "--workers", "8",
           "--batch", "16", "--eval-every", "469", "--warmup", "0.1",
           "--lr-schedule", "cosine", "--net-bandwidth", "1G", "--quiet"],
 }
+# Study P and the lab studies (item 3b). This 2-core machine hosts 2 ranks honestly
+# (docs/netlab.md), so the lab runs 2 ranks; the per-rank batch is 32 so that a step is
+# communication-bound the way the paper's cluster was (cnn-wide at batch 32: ~0.08 s of
+# compute against ~0.36 s for the dense allreduce at 1 Gbit/s; at batch 128 the
+# allreduce is only ~1.1x the compute and no method could be more than ~2x faster).
+# Study P walks the lr grid with 2 in-process workers (threads: the same bits as the
+# 2-rank MPI run, so the walk carries over exactly), and the lab runs repeat P's chosen
+# configurations over shaped links, recording the measured wall clock (wall_s) and the
+# modeled time (modeled_total_s, the lab's rate and measured latency) side by side.
+STUDIES["P"] = ["--model", "cnn-wide", "--dataset", "fashion-mnist", "--workers", "2",
+                "--batch", "32", "--epochs", "1", "--eval-every", "94", "--warmup", "auto",
+                "--lr-schedule", "cosine", "--net-bandwidth", "1G", "--quiet"]
+LAB = {"LAB1G": "1G", "LAB100M": "100M"}
+LAB_RANKS = 2
+LAB_ARGS = ["--model", "cnn-wide", "--dataset", "fashion-mnist", "--batch", "32",
+            "--epochs", "1", "--eval-every", "94", "--warmup", "auto",
+            "--lr-schedule", "cosine", "--backend", "mpi", "--quiet"]
+LAB_CONFIGS = [("sgd", 1), ("cser", 256), ("cser", 1024)]
+NETLAB = os.path.join(ROOT, "scripts", "netlab.sh")
 F_BUDGETS = ("8", "16", "32")       # epochs tried for the flat budget, in order
 F_LR = {("sgd", 1): "0.1", ("cser", 16): "0.025", ("cser", 32): "0.025",
         ("cser", 256): "0.0125", ("cser", 1024): "0.0125"}   # study A's picks (RESULTS.md)
@@ -103,8 +123,16 @@ def rows_of(path):
 
 
 def finished(path):
+    """A run ended with its final (or diverged) row, or a run stopped on purpose at a
+    target (--stop-after) that exited 0."""
     row = last_row(path)
-    return row is not None and row["event"] in ("final", "diverged")
+    if row is not None and row["event"] in ("final", "diverged"):
+        return True
+    try:
+        with open(os.path.join(path, "exit.txt")) as f:
+            return row is not None and f.readline().startswith("exit 0 ")
+    except OSError:
+        return False
 
 
 def final_acc(path):
@@ -168,6 +196,21 @@ def command(study, method, rc, lr, seed, out, epochs=None, warmup=None):
     return cmd
 
 
+def lab_command(study, method, rc, lr, seed, out, stop_after=None):
+    """`cser train` inside the network lab; the latency the model charges is the lab's
+    measured one (netlab.sh exports it)."""
+    bw = LAB[study]
+    train = [CSER, "train", "--method", method, "--lr", lr, "--seed", str(seed),
+             "--out", out, "--net-bandwidth", bw] + LAB_ARGS
+    if method != "sgd":
+        train += ["--rc", str(rc)]
+    if stop_after:
+        train += ["--stop-after", str(stop_after)]
+    return [NETLAB, "--ranks", str(LAB_RANKS), "--bandwidth", bw, "--quiet",
+            "--time-limit", "5400", "--", "sh", "-c",
+            'exec "$@" --net-latency "$NETLAB_LATENCY_S"', "cser-lab"] + train
+
+
 def expected_seconds(study):
     """Median wall time of the finished runs of a study (for the deadline check)."""
     walls = []
@@ -197,7 +240,8 @@ class Runner:
         now = time.gmtime()
         return hh * 60 + mm - (now.tm_hour * 60 + now.tm_min + now.tm_sec / 60.0)
 
-    def run(self, study, method, rc, lr, seed, extra="", epochs=None, warmup=None):
+    def run(self, study, method, rc, lr, seed, extra="", epochs=None, warmup=None,
+            stop_after=None):
         out = run_dir(study, method, rc, lr, seed, extra)
         if finished(out):
             return
@@ -205,7 +249,8 @@ class Runner:
         need = expected_seconds(study) / 60.0 if epochs is None else 0.0
         if left <= 0 or need > left:
             raise Deadline()
-        cmd = command(study, method, rc, lr, seed, out, epochs, warmup)
+        cmd = (lab_command(study, method, rc, lr, seed, out, stop_after) if study in LAB
+               else command(study, method, rc, lr, seed, out, epochs, warmup))
         print(time.strftime("%H:%M:%S"), " ".join(cmd[1:]), flush=True)
         if self.dry:
             return
@@ -267,9 +312,38 @@ def phase(r, name):
         for seed in (1, 2, 3):
             for (m, rc), lr in sorted(F_LR.items(), key=lambda kv: kv[0][1]):
                 r.run("F", m, rc, lr, seed, "_e" + e, epochs=e)
+    elif name == "p1":
+        r.walk("P", "sgd", 1)
+        for rc in (256, 1024):
+            r.walk("P", "cser", rc)
+    elif name == "lab1g":
+        for m, rc in LAB_CONFIGS:
+            lr = chosen_lr("P", m, rc)
+            if lr is not None:
+                r.run("LAB1G", m, rc, lr, 1)
+    elif name == "lab100m":
+        # The same runs (the same bits: only the link differs) on 100 Mbit/s. SGD's
+        # run there stops at the first evaluation that reached SGD's final - 1 in its
+        # 1 Gbit/s run: its time to the targets is all that is measured, and the rest
+        # of its epoch would take the best part of an hour on this link.
+        for m, rc in LAB_CONFIGS:
+            lr = chosen_lr("P", m, rc)
+            if lr is None:
+                continue
+            stop = None
+            if m == "sgd":
+                rows = rows_of(run_dir("LAB1G", m, rc, lr, 1))
+                if not rows or rows[-1]["event"] != "final":
+                    continue
+                target = 100.0 * float(rows[-1]["test_acc"]) - 1.0
+                stop = next(int(x["step"]) for x in rows
+                            if 100.0 * float(x["test_acc"]) >= target)
+                if stop >= int(rows[-1]["step"]):
+                    stop = None
+            r.run("LAB100M", m, rc, lr, 1, stop_after=stop)
     else:
         sys.exit("run_tta.py: unknown phase '%s' (expected w1, wseeds, wrest, fixw, "
-                 "fbudget, fseeds)" % name)
+                 "fbudget, fseeds, p1, lab1g, lab100m)" % name)
 
 
 def main(argv):
