@@ -9,9 +9,14 @@
     /usr/bin/python3 experiments/ddp_tta.py --spawn N --out DIR [options]
 
 Options (defaults in brackets):
-  --mode sgd | powersgd:RANK   DDP's dense allreduce, or its PowerSGD hook with
-                               matrix rank RANK (error feedback and warm start on) [sgd]
-  --powersgd-start T           steps of dense allreduce before PowerSGD starts [2]
+  --mode sgd | powersgd:RANK   DDP's dense allreduce (its built-in path, default
+                               buckets), or torch's PowerSGD hook with matrix rank
+                               RANK, error feedback and warm start on, the whole model
+                               in one bucket (with more, gloo aborts: docs/netlab.md)
+                               [sgd]
+  --powersgd-start T           steps of dense allreduce before PowerSGD starts (>= 2,
+                               torch's minimum with error feedback; its default 1000
+                               is longer than the study's runs) [2]
   --model cnn | cnn-wide       the layers of `cser train --model` [cnn-wide]
   --batch B                    per rank [64]
   --epochs E | --steps T       run length (one of them) [--epochs 1]
@@ -31,6 +36,7 @@ Options (defaults in brackets):
   --ifname IF                  GLOO_SOCKET_IFNAME [lab0 when NETLAB_ADDRS is set]
   --data-dir DIR               Fashion-MNIST [/usr/share/datasets/fashion-mnist]
   --threads N                  torch threads per rank [1]
+  --check-options              check the options, then exit 0 (2 if bad)
 
 Rank and world come from OMPI_COMM_WORLD_RANK / OMPI_COMM_WORLD_SIZE; the rendezvous
 address is the first of NETLAB_ADDRS (scripts/netlab.sh), else MASTER_ADDR.
@@ -51,7 +57,8 @@ Output (rank 0, in --out): config.json; metrics.csv with cser's columns
 event,step,epoch,lr,train_loss,test_loss,test_acc,bytes_up,bytes_down,messages,
 compute_s,comm_s,modeled_comm_s,modeled_total_s,wall_s (events eval, final,
 diverged); metrics.jsonl, the same rows plus lab0_tx_bytes (what rank 0's data NIC
-sent while training, headers and ACKs included; null off the lab) and allreduces.
+sent while training, headers and ACKs included), tcp_out_segs and tcp_retrans_segs
+(rank 0's namespace, while training; all three null off the lab) and allreduces.
 Columns:
   wall_s          training wall time of rank 0 from a barrier after set-up (process
                   group, data, model broadcast), evaluations excluded
@@ -166,6 +173,8 @@ def parse_args(argv):
     p.add_argument("--ifname")
     p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--threads", type=ranged(int, 1, 256), default=1)
+    p.add_argument("--check-options", action="store_true",
+                   help="check the options and exit (run_ddp_lab.sh, before the lab)")
     a = p.parse_args(argv)
     if a.epochs is None and a.steps is None:
         a.epochs = 1.0
@@ -335,21 +344,28 @@ def ddp_buckets(model):
 
 
 def nic_counters(ifname):
-    """The bytes ifname has sent (its tx counter in /proc/net/dev, this network
-    namespace), or None. Its rx counter is not used: on this kernel (6.18) a veth's rx
-    counter missed a 20 MB transfer on one of two lab ranks."""
+    """[bytes ifname sent, TCP segments sent, TCP segments retransmitted] in this
+    network namespace (/proc/net/dev, /proc/net/snmp), or None without ifname. The
+    byte counter of a veth counts each GSO packet's headers once, not each frame's;
+    its rx counter is not used: on this kernel (6.18) it missed a 20 MB transfer on
+    one of two lab ranks."""
     if not ifname:
         return None
+    out = [None, None, None]
     try:
         with open("/proc/net/dev") as f:
             for line in f:
                 name, _, rest = line.partition(":")
                 if name.strip() == ifname:
-                    v = rest.split()
-                    return int(v[8])
-    except OSError:
+                    out[0] = int(rest.split()[8])
+        with open("/proc/net/snmp") as f:
+            tcp = [line.split() for line in f if line.startswith("Tcp:")]
+        if len(tcp) == 2:
+            k = dict(zip(tcp[0][1:], tcp[1][1:]))
+            out[1], out[2] = int(k["OutSegs"]), int(k["RetransSegs"])
+    except (OSError, KeyError, ValueError):
         return None
-    return None
+    return out if None not in out else None
 
 
 # ---------------------------------------------------------------- output
@@ -467,7 +483,8 @@ class Run:
         self.cpu = 0.0              # main-thread CPU time of the training steps
         self.loss_sum, self.loss_n, self.bad = 0.0, 0, 0.0
         self.last_train_loss = float("nan")
-        self.tx = 0                 # lab0 bytes sent while training
+        self.nic = [0, 0, 0]        # lab0 bytes, TCP segments, retransmitted segments
+                                    # sent while training (nic_counters)
         self.nic0 = None
         self.t_seg = 0.0
         self.metrics = None
@@ -597,7 +614,7 @@ class Run:
         self.wall += time.perf_counter() - self.t_seg
         c = nic_counters(self.ifname)
         if c is not None and self.nic0 is not None:
-            self.tx += c - self.nic0
+            self.nic = [t + c1 - c0 for t, c1, c0 in zip(self.nic, c, self.nic0)]
         v = torch.tensor([self.loss_sum, float(self.loss_n), self.bad,
                           self.wall if self.rank == 0 else 0.0], dtype=torch.float64)
         dist.all_reduce(v)
@@ -632,7 +649,10 @@ class Run:
                 "compute_s": self.cpu, "comm_s": None, "modeled_comm_s": mod,
                 "modeled_total_s": self.cpu + mod if mod is not None else None,
                 "wall_s": self.wall}
-        extra = {"lab0_tx_bytes": self.tx if self.nic0 is not None else None,
+        lab = self.nic0 is not None
+        extra = {"lab0_tx_bytes": self.nic[0] if lab else None,
+                 "tcp_out_segs": self.nic[1] if lab else None,
+                 "tcp_retrans_segs": self.nic[2] if lab else None,
                  "allreduces": acct.calls}
         if ret == "stop":
             extra["stopped"] = "time-limit"
@@ -663,8 +683,10 @@ class Run:
         dense = 2 * (w - 1) / w * 4 * self.d * self.step     # a rank's bytes, one way
         lab = ""
         if self.nic0 is not None:
-            lab = ("; lab0 sent %.1f MB while training (%.4f x the accounted bytes)" %
-                   (self.tx / 1e6, self.tx / acct.bytes if acct.bytes else 0.0))
+            lab = ("; lab0 sent %.1f MB while training (%.4f x the accounted bytes; "
+                   "%d TCP segments, %d retransmitted)" %
+                   (self.nic[0] / 1e6, self.nic[0] / acct.bytes if acct.bytes else 0.0,
+                    self.nic[1], self.nic[2]))
         print("ddp_tta: %s after %d steps (%.3f epochs), %d ranks, d = %d: wall %.2f s "
               "(set-up %.1f s, not counted), compute %.2f s; %.1f MB up per rank "
               "(dense allreduce would be %.1f MB: ratio %.1f)%s" %
@@ -700,6 +722,8 @@ def free_port():
 
 def main(argv):
     a = parse_args(argv)
+    if a.check_options:
+        return 0
     a.out = os.path.abspath(a.out)
     if a.spawn is not None:
         rank, world, launch = 0, a.spawn, "spawn"

@@ -52,6 +52,9 @@ fi
 [[ $LABLIMIT =~ ^[0-9]+$ ]] && [ "$LABLIMIT" -ge 1 ] ||
     die "--lab-time-limit: expected whole seconds >= 1, got '$LABLIMIT'"
 
+# the options, checked before a lab is built (as rank 0 of RANKS would see them)
+OMPI_COMM_WORLD_RANK=0 OMPI_COMM_WORLD_SIZE=$RANKS /usr/bin/python3 "$HERE/ddp_tta.py" \
+    "$@" --out "$OUT" --check-options || exit 2
 mkdir -p "$OUT" || die "OUTDIR: cannot create '$OUT'"
 OUT=$(cd "$OUT" && pwd)
 rm -f "$OUT/metrics.csv" "$OUT/metrics.jsonl" "$OUT/config.json" "$OUT/exit.txt"
