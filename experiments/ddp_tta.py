@@ -36,6 +36,11 @@ Options (defaults in brackets):
   --ifname IF                  GLOO_SOCKET_IFNAME [lab0 when NETLAB_ADDRS is set]
   --data-dir DIR               Fashion-MNIST [/usr/share/datasets/fashion-mnist]
   --threads N                  torch threads per rank [1]
+  --malloc-reuse 0|1           glibc keeps freed large blocks for reuse (mallopt
+                               M_MMAP_THRESHOLD and M_TRIM_THRESHOLD 1 GiB): torch
+                               allocates model-sized tensors every step, and
+                               faulting in fresh mappings is slow on this machine
+                               (3-4x the step's compute time; docs/netlab.md) [1]
   --check-options              check the options, then exit 0 (2 if bad)
 
 Rank and world come from OMPI_COMM_WORLD_RANK / OMPI_COMM_WORLD_SIZE; the rendezvous
@@ -82,6 +87,7 @@ Exit status: 0 done (also when --time-limit stopped it), 2 bad options, 3 diverg
 1 other errors.
 """
 import argparse
+import ctypes
 import datetime
 import gzip
 import json
@@ -107,6 +113,7 @@ COLUMNS = ["event", "step", "epoch", "lr", "train_loss", "test_loss", "test_acc"
 MEAN, STD = 0.2860, 0.3530          # src/data/dataset.c, fashion-mnist
 CHECK_EVERY = 10                    # --time-limit checks between evaluations
 EVAL_CHUNK = 1000
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # <malloc.h>
 
 
 class Failure(Exception):
@@ -173,6 +180,7 @@ def parse_args(argv):
     p.add_argument("--ifname")
     p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--threads", type=ranged(int, 1, 256), default=1)
+    p.add_argument("--malloc-reuse", type=int, choices=[0, 1], default=1)
     p.add_argument("--check-options", action="store_true",
                    help="check the options and exit (run_ddp_lab.sh, before the lab)")
     a = p.parse_args(argv)
@@ -402,6 +410,18 @@ class Metrics:
         self.jsonl.close()
 
 
+def malloc_reuse():
+    """glibc's malloc: blocks up to 1 GiB from the heap, freed memory kept, so that
+    the tensors torch allocates every step reuse memory instead of faulting in fresh
+    mappings. True if glibc took both settings."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and
+                    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
 def write_config(out, cfg):
     tmp = os.path.join(out, "config.json.tmp")
     with open(tmp, "w") as f:
@@ -495,6 +515,7 @@ class Run:
     def setup(self):
         a, rank, world = self.a, self.rank, self.world
         self.t_setup = time.perf_counter()
+        self.malloc_reuse = malloc_reuse() if a.malloc_reuse else False
         torch.set_num_threads(a.threads)
         torch.manual_seed(a.seed)
         if self.ifname:
@@ -555,6 +576,7 @@ class Run:
             "net-latency": self.lab_lat if self.lab_bps else None,
             "bucket_cap_bytes": self.model.bucket_bytes_cap,
             "buckets_step0": self.buckets0, "buckets": self.buckets,
+            "malloc_reuse_applied": self.malloc_reuse,
             "setup_s": None,
         })
         return cfg
