@@ -155,8 +155,8 @@ def ranged(kind, lo, hi=None, lo_open=False):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog=PROG, description="PyTorch DDP (gloo) / DDP + "
-                                "PowerSGD trained to accuracy (see the file's docstring)")
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, usage=argparse.SUPPRESS,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", type=mode_arg, default="sgd")
     p.add_argument("--powersgd-start", type=ranged(int, 2), default=2)
     p.add_argument("--model", choices=["cnn", "cnn-wide"], default="cnn-wide")
