@@ -50,10 +50,18 @@ def worker(rank, world, mode, batch, warmup, steps, result, model_name):
     torch.manual_seed(1)
     x, y = load_images()
     x, y = x[rank::world], y[rank::world]          # iid shard per worker
+    net = cnn(model_name)
+    ddp_opts = {}
     if mode.startswith("powersgd"):
-        # the hook aborts under gloo with DDP's default 1 MiB first bucket
-        torch.distributed._DEFAULT_FIRST_BUCKET_BYTES = 25 * 2 ** 20
-    model = nn.parallel.DistributedDataParallel(cnn(model_name))
+        # one bucket for the whole model: the hook chains its P and Q allreduces in
+        # future callbacks, and with two or more buckets (DDP's default 1 MiB first
+        # bucket; cnn-wide even at 25 MiB) they interleave differently on different
+        # ranks and gloo aborts (gloo/transport/tcp/pair.cc: op.preamble.length <=
+        # op.nbytes); for cnn this is the single bucket it had before
+        one = 4 * sum(p.numel() for p in net.parameters()) + 2 ** 20
+        torch.distributed._DEFAULT_FIRST_BUCKET_BYTES = one
+        ddp_opts["bucket_cap_mb"] = one / 2 ** 20
+    model = nn.parallel.DistributedDataParallel(net, **ddp_opts)
     if mode.startswith("powersgd"):
         from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as ps
         state = ps.PowerSGDState(process_group=None,
