@@ -29,6 +29,9 @@ Options (defaults in brackets):
   --time-limit S               stop training once S s of training wall time have
                                passed (checked at evaluations and every 10 steps;
                                the run then ends with its final row) [0 = none]
+  --stop-at ACC                 stop after the first evaluation whose test accuracy
+                               is >= ACC percent (a time-to-target run: the rest of
+                               the run is not needed; the last row is that eval) [0 = off]
   --out DIR                    run directory (rank 0 writes it) [required]
   --spawn N                    start N local ranks (torch.multiprocessing) instead of
                                one per mpirun rank
@@ -174,6 +177,7 @@ def parse_args(argv):
     p.add_argument("--eval-every", type=ranged(int, 0, 1e12), default=30)
     p.add_argument("--test-subset", type=ranged(int, 0, 1e12), default=0)
     p.add_argument("--time-limit", type=ranged(float, 0, 1e7), default=0.0)
+    p.add_argument("--stop-at", type=ranged(float, 0, 100), default=0.0)
     p.add_argument("--out", required=True)
     p.add_argument("--spawn", type=ranged(int, 1, 64))
     p.add_argument("--master-port", type=ranged(int, 1, 65535))
@@ -503,6 +507,7 @@ class Run:
         self.cpu = 0.0              # main-thread CPU time of the training steps
         self.loss_sum, self.loss_n, self.bad = 0.0, 0, 0.0
         self.last_train_loss = float("nan")
+        self.last_acc = 0.0
         self.nic = [0, 0, 0]        # lab0 bytes, TCP segments, retransmitted segments
                                     # sent while training (nic_counters)
         self.nic0 = None
@@ -652,6 +657,13 @@ class Run:
             self.loss_sum, self.loss_n = 0.0, 0
             if self.rank == 0:
                 self.row(kind, ret)
+        if self.a.stop_at and kind == "eval" and ret is None:
+            # --stop-at: rank 0 evaluated; every rank learns whether the target is met
+            hit = torch.tensor([1.0 if self.rank == 0 and
+                                100.0 * self.last_acc >= self.a.stop_at else 0.0])
+            dist.all_reduce(hit)
+            if hit.item() > 0:
+                ret = "stop"
         dist.barrier()
         self.nic0 = nic_counters(self.ifname)
         self.t_seg = time.perf_counter()
@@ -661,6 +673,7 @@ class Run:
         nan = float("nan")
         tl, ta = (evaluate(self.model.module, self.tx_img, self.ty) if kind != "diverged"
                   else (nan, nan))
+        self.last_acc = ta
         acct = self.acct
         mod = acct.modeled if self.lab_bps else None
         vals = {"event": kind, "step": self.step, "epoch": self.step / self.spe,

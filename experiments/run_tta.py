@@ -91,6 +91,9 @@ LAB_ARGS = ["--model", "cnn-wide", "--dataset", "fashion-mnist", "--batch", "32"
             "--epochs", "1", "--eval-every", "94", "--warmup", "auto",
             "--lr-schedule", "cosine", "--backend", "mpi", "--quiet"]
 LAB_CONFIGS = [("sgd", 1), ("cser", 256), ("cser", 1024)]
+DDP_LAB = os.path.join(ROOT, "experiments", "run_ddp_lab.sh")
+DDP_ARGS = ["--model", "cnn-wide", "--batch", "32", "--epochs", "1", "--warmup", "0.1",
+            "--lr-schedule", "cosine", "--eval-every", "94"]
 NETLAB = os.path.join(ROOT, "scripts", "netlab.sh")
 F_BUDGETS = ("8", "16", "32")       # epochs tried for the flat budget, in order
 F_LR = {("sgd", 1): "0.1", ("cser", 16): "0.025", ("cser", 32): "0.025",
@@ -256,6 +259,17 @@ class Runner:
             return
         runlib.execute(cmd, out)
 
+    def run_ddp(self, study, method, lr, extra, opts):
+        out = run_dir(study, method, 1, lr, 1, extra)
+        if finished(out):
+            return
+        if self.minutes_left() <= 0:
+            raise Deadline()
+        cmd = [DDP_LAB, str(LAB_RANKS), LAB[study], out, "--"] + opts
+        print(time.strftime("%H:%M:%S"), " ".join(cmd), flush=True)
+        if not self.dry:
+            runlib.execute(cmd, out)
+
     def walk(self, study, method, rc):
         while True:
             lr = next_in_walk(study, method, rc)
@@ -341,9 +355,28 @@ def phase(r, name):
                 if stop >= int(rows[-1]["step"]):
                     stop = None
             r.run("LAB100M", m, rc, lr, 1, stop_after=stop)
+    elif name == "labref":
+        # PyTorch DDP (gloo) and DDP + PowerSGD rank 4 over the same links, at SGD's lr
+        # of study P with SGD's fixed 0.1-epoch warm-up (experiments/ddp_tta.py). On
+        # 100 Mbit/s they stop at SGD's final - 1 (study P), dense DDP within 50 min.
+        lr = chosen_lr("P", "sgd", 1)
+        rows = rows_of(run_dir("P", "sgd", 1, lr, 1)) if lr else []
+        if not rows or rows[-1]["event"] != "final":
+            print("labref: study P's SGD run is not finished")
+            return
+        target = 100.0 * float(rows[-1]["test_acc"]) - 1.0
+        for study in ("LAB1G", "LAB100M"):
+            for mode, method, extra in (("powersgd:4", "ddp-psgd", "_r4"),
+                                        ("sgd", "ddp", "")):
+                opts = ["--mode", mode] + DDP_ARGS + ["--lr", lr, "--seed", "1"]
+                if study == "LAB100M":
+                    opts += ["--stop-at", "%.2f" % target]
+                    if mode == "sgd":
+                        opts += ["--time-limit", "3000"]
+                r.run_ddp(study, method, lr, extra, opts)
     else:
         sys.exit("run_tta.py: unknown phase '%s' (expected w1, wseeds, wrest, fixw, "
-                 "fbudget, fseeds, p1, lab1g, lab100m)" % name)
+                 "fbudget, fseeds, p1, lab1g, lab100m, labref)" % name)
 
 
 def main(argv):
