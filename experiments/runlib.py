@@ -11,18 +11,21 @@ JUNK = ("checkpoint.bin", "checkpoint.bin.tmp", "curves.png")
 
 def execute(cmd, out):
     """Runs cmd (which writes into out) from a clean start: stale metrics of an
-    unfinished run are removed first; exit.txt records the exit status, the wall time
-    and the tail of the output; the junk files are removed afterwards."""
+    unfinished run are removed first; exit.txt records the exit status, the wall time,
+    the load average at its start and end (the machine is shared) and the tail of
+    the output; the junk files are removed afterwards."""
     for f in ("metrics.csv", "metrics.jsonl"):
         if os.path.exists(os.path.join(out, f)):
             os.remove(os.path.join(out, f))
     os.makedirs(out, exist_ok=True)
+    load0 = os.getloadavg()[0]
     t0 = time.time()
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        universal_newlines=True)
     with open(os.path.join(out, "exit.txt"), "w") as f:
-        f.write("exit %d wall %.1f s\n%s" % (p.returncode, time.time() - t0,
-                                            p.stdout[-3000:]))
+        f.write("exit %d wall %.1f s\nload average %.2f at the start, %.2f at the end "
+                "(2 cores)\n%s" % (p.returncode, time.time() - t0, load0,
+                                   os.getloadavg()[0], p.stdout[-3000:]))
     for junk in JUNK:
         if os.path.exists(os.path.join(out, junk)):
             os.remove(os.path.join(out, junk))
