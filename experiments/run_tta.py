@@ -340,7 +340,7 @@ def phase(r, name):
         # run there stops at the first evaluation that reached SGD's final - 1 in its
         # 1 Gbit/s run: its time to the targets is all that is measured, and the rest
         # of its epoch would take the best part of an hour on this link.
-        for m, rc in LAB_CONFIGS:
+        for m, rc in LAB_CONFIGS[1:] + LAB_CONFIGS[:1]:   # SGD, the long one, last
             lr = chosen_lr("P", m, rc)
             if lr is None:
                 continue
@@ -355,7 +355,7 @@ def phase(r, name):
                 if stop >= int(rows[-1]["step"]):
                     stop = None
             r.run("LAB100M", m, rc, lr, 1, stop_after=stop)
-    elif name == "labref":
+    elif name in ("labref", "labref1g", "labref100m"):
         # PyTorch DDP (gloo) and DDP + PowerSGD rank 4 over the same links, at SGD's lr
         # of study P with SGD's fixed 0.1-epoch warm-up (experiments/ddp_tta.py). On
         # 100 Mbit/s they stop at SGD's final - 1 (study P), dense DDP within 50 min.
@@ -365,7 +365,9 @@ def phase(r, name):
             print("labref: study P's SGD run is not finished")
             return
         target = 100.0 * float(rows[-1]["test_acc"]) - 1.0
-        for study in ("LAB1G", "LAB100M"):
+        studies = {"labref": ("LAB1G", "LAB100M"), "labref1g": ("LAB1G",),
+                   "labref100m": ("LAB100M",)}[name]
+        for study in studies:
             for mode, method, extra in (("powersgd:4", "ddp-psgd", "_r4"),
                                         ("sgd", "ddp", "")):
                 opts = ["--mode", mode] + DDP_ARGS + ["--lr", lr, "--seed", "1"]
@@ -376,7 +378,7 @@ def phase(r, name):
                 r.run_ddp(study, method, lr, extra, opts)
     else:
         sys.exit("run_tta.py: unknown phase '%s' (expected w1, wseeds, wrest, fixw, "
-                 "fbudget, fseeds, p1, lab1g, lab100m, labref)" % name)
+                 "fbudget, fseeds, p1, lab1g, lab100m, labref, labref1g, labref100m)" % name)
 
 
 def main(argv):
