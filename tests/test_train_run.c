@@ -124,7 +124,7 @@ static void test_every_method_trains_and_writes_metrics(void **state)
         const char *cols[] = {"step",      "epoch",     "lr",       "train_loss",
                               "test_loss", "test_acc",  "bytes_up", "bytes_down",
                               "messages",  "compute_s", "comm_s",   "modeled_comm_s",
-                              "wall_s"};
+                              "wall_s",    "peak_bytes_step"};
         char *nl = strchr(csv, '\n');
         assert_non_null(nl);
         *nl = '\0';
