@@ -171,8 +171,8 @@ static int fragment_format(const cser_compressor_params *p, char *buf, size_t n)
 const cser_compressor_vtable cser_compressor_fragment_vt = {
     .name = "fragment",
     .summary = "Streaming DiLoCo fragments: P groups of layers, each every H steps, "
-               "staggered",
-    .example = "fragment:100,frags=8",
+               "staggered; q=B: B-bit payload",
+    .example = "fragment:100,frags=8,q=4",
     .parse_args = fragment_parse,
     .format = fragment_format,
     .byte_ratio = fragment_byte_ratio,
