@@ -221,6 +221,56 @@ static void test_avg_slice(void **state)
     cser_params_free(&L);
 }
 
+/* ---- the communicator's count of a coded allreduce ---- */
+
+typedef struct {
+    int bits;
+    float out[MAXW][7];
+    cser_comm_stats st[MAXW];
+} bits_t;
+
+static cser_status bits_worker(cser_comm_t *comm, int rank, void *arg)
+{
+    bits_t *a = arg;
+    for (int i = 0; i < 7; i++)
+        a->out[rank][i] = (float)((rank + 1) * (i - 3)); /* integer codes */
+    cser_status s = a->bits ? cser_comm_allreduce_bits(comm, a->out[rank], 7,
+                                                       CSER_REDUCE_SUM, a->bits)
+                            : cser_comm_allreduce(comm, a->out[rank], 7, CSER_REDUCE_SUM);
+    cser_comm_get_stats(comm, &a->st[rank]);
+    return s;
+}
+
+static void test_allreduce_bits(void **state)
+{
+    (void)state;
+    bits_t plain = {0}, b32 = {.bits = 32};
+    assert_cser_ok(cser_test_run_workers(3, bits_worker, &plain));
+    assert_cser_ok(cser_test_run_workers(3, bits_worker, &b32));
+    for (int bits = 1; bits <= 31; bits += 3) {
+        bits_t a = {.bits = bits};
+        assert_cser_ok(cser_test_run_workers(3, bits_worker, &a));
+        for (int w = 0; w < 3; w++) { /* chunks of 2, 2 and 3 elements */
+            assert_memory_equal(a.out[w], plain.out[w], sizeof a.out[w]);
+            uint64_t want = slice_bytes(7, 0, 3, w, bits);
+            assert_true(a.st[w].bytes_sent == want && a.st[w].bytes_recv == want);
+            assert_true(a.st[w].messages == plain.st[w].messages);
+            assert_true(a.st[w].collectives == 1);
+        }
+    }
+    for (int w = 0; w < 3; w++) { /* 32 bits: the plain allreduce's counters */
+        assert_true(b32.st[w].bytes_sent == plain.st[w].bytes_sent);
+        assert_true(b32.st[w].bytes_sent == slice_bytes(7, 0, 3, w, 32));
+        assert_true(b32.st[w].modeled_s == plain.st[w].modeled_s);
+    }
+    bits_t bad = {.bits = 33};
+    assert_cser_fails(cser_test_run_workers(1, bits_worker, &bad), CSER_ERR_INVALID,
+                      "expected 1..32");
+    bad.bits = -1;
+    assert_cser_fails(cser_test_run_workers(1, bits_worker, &bad), CSER_ERR_INVALID,
+                      "-1 bits per element");
+}
+
 /* ---- the optimizer: streaming-diloco with q ---- */
 
 typedef struct {
@@ -453,6 +503,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codes_reference),
         cmocka_unit_test(test_avg_slice),
+        cmocka_unit_test(test_allreduce_bits),
         cmocka_unit_test(test_streaming_diloco_q),
         cmocka_unit_test(test_specs),
     };

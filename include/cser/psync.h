@@ -62,7 +62,9 @@ cser_status cser_psync_avg_slice(cser_comm_t *comm, const cser_compressor_t *com
                                  const cser_params *L, const cser_support *sup,
                                  float *buf);
 
-/* Bytes this worker put on the wire in the last exchange (its message size). */
+/* Bytes of this worker's message in the last exchange (its encoded size; for an
+ * allreduce-compatible compressor 4 per support element, also with q=B, whose
+ * narrower wire the communicator's counters hold). */
 size_t cser_psync_last_bytes(const cser_psync_t *p);
 
 #ifdef __cplusplus
