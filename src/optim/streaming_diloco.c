@@ -13,7 +13,8 @@
  * 0.9 (DiLoCo's outer optimizer). R_C = H, the fragment compressor's byte ratio. The
  * paper's body (its tables) was out of the tools' reach: which of these it confirms
  * is in docs/algorithms.md. The quantized payload (q=B, the paper's 4 bits) is a key
- * of the fragment compressor, off by default (R_C = 32 H / B with it).
+ * of the fragment compressor, off by default (R_C = 32 H / B with it; a c that names
+ * q names its arguments, so a target ratio leaves it as written).
  */
 #include "optim/optim_impl.h"
 
@@ -52,8 +53,7 @@ static cser_status sd_validate(const cser_optim_config *c)
     return CSER_OK;
 }
 
-/* R_C = the fragment period H (32 H / B with q=B), unless c was given with its
- * period. */
+/* R_C = the fragment period H, unless c was given with its period. */
 static cser_status sd_for_ratio(cser_optim_config *c, double rc, const cser_spec_keys *k)
 {
     if ((k->given & CSER_KEY_BIT(CSER_KEY_C)) && !(k->kind_only & CSER_KEY_BIT(CSER_KEY_C)))
@@ -62,8 +62,7 @@ static cser_status sd_for_ratio(cser_optim_config *c, double rc, const cser_spec
     CSER_CHECK(cser_compressor_parse(c->c1, &p));
     if (p.kind != CSER_COMP_FRAGMENT)
         return CSER_OK; /* validate names the problem */
-    double h = floor(rc * (cser_compressor_quantized(&p) ? p.qbits / 32.0 : 1.0) + 0.5);
-    p.ratio = h < 1.0 ? 1.0 : h; /* R_C = H 32 / B with q=B */
+    p.ratio = floor(rc + 0.5) < 1.0 ? 1.0 : floor(rc + 0.5);
     if (cser_compressor_format(&p, c->c1, sizeof c->c1) >= (int)sizeof c->c1)
         return cser_error(CSER_ERR_INVALID, "streaming-diloco: c longer than %d",
                           CSER_SPEC_MAX - 1);
