@@ -280,7 +280,7 @@ typedef struct {
     size_t d;
     float *x[MAXW];
     unsigned char *blob[MAXW];
-    size_t blob_bytes;
+    size_t blob_bytes[MAXW];
     uint64_t sent[MAXW], recv[MAXW], peak[MAXW], want[MAXW], want_peak[MAXW];
 } run_t;
 
@@ -348,9 +348,9 @@ static cser_status opt_worker(cser_comm_t *comm, int rank, void *arg)
         cser_optim_stats st;
         cser_optim_get_stats(o, &st);
         memcpy(r->x[rank], cser_optim_model(o), L.d * sizeof(float));
-        r->blob_bytes = cser_optim_state_size(o);
-        r->blob[rank] = malloc(r->blob_bytes);
-        s = cser_optim_save(o, r->blob[rank], r->blob_bytes, NULL);
+        r->blob_bytes[rank] = cser_optim_state_size(o);
+        r->blob[rank] = malloc(r->blob_bytes[rank]);
+        s = cser_optim_save(o, r->blob[rank], r->blob_bytes[rank], NULL);
         r->sent[rank] = r->recv[rank] = 0;
         for (int p = 0; p < CSER_PHASE_COUNT; p++) {
             r->sent[rank] += st.bytes_sent[p];
@@ -399,8 +399,8 @@ static void assert_same_run(const run_t *a, const run_t *b, int n, int blobs)
         assert_true(b->stop || (a->sent[w] == b->sent[w] && a->recv[w] == b->recv[w]));
         assert_true(a->peak[w] == b->peak[w]);
         if (blobs) {
-            assert_int_equal(a->blob_bytes, b->blob_bytes);
-            assert_memory_equal(a->blob[w], b->blob[w], a->blob_bytes);
+            assert_int_equal(a->blob_bytes[w], b->blob_bytes[w]);
+            assert_memory_equal(a->blob[w], b->blob[w], a->blob_bytes[w]);
         }
     }
 }
