@@ -123,6 +123,24 @@ static cser_status slice_worker(cser_comm_t *comm, int rank, void *arg)
     return s;
 }
 
+/* q=16 on many workers: every worker holds zeros (values do not matter). */
+static cser_status big_worker(cser_comm_t *comm, int rank, void *arg)
+{
+    (void)rank;
+    slice_t *a = arg;
+    cser_params L;
+    make_layout(&L);
+    cser_compressor_t *c = NULL;
+    float *buf = calloc(a->sup->count, sizeof *buf);
+    cser_status s = cser_compressor_create_spec("fragment:4,q=16", &c);
+    if (s == CSER_OK)
+        s = cser_psync_avg_slice(comm, c, &L, a->sup, buf);
+    free(buf);
+    cser_compressor_free(c);
+    cser_params_free(&L);
+    return s;
+}
+
 static cser_status plain_worker(cser_comm_t *comm, int rank, void *arg)
 {
     slice_t *a = arg;
@@ -214,8 +232,13 @@ static void test_avg_slice(void **state)
         assert_memory_equal(a.out[w], b.out[w], count * sizeof(float));
         free(a.in[w]), free(a.out[w]), free(b.out[w]);
     }
+    /* n Q must stay below 2^24 (exact sums): q=16 on 513 workers is refused on every
+     * worker, before any collective, naming the limit */
+    slice_t big = {.n = 513, .bits = 16, .sup = &sup};
+    assert_cser_fails(cser_test_run_workers(513, big_worker, &big), CSER_ERR_INVALID,
+                      "below 2^24");
     print_message("  avg_slice: q=2..16 on 1..4 workers == float64 reference, bytes as "
-                  "documented; q off == allreduce AVG\n");
+                  "documented; q off == allreduce AVG; q=16 on 513 workers refused\n");
     free(seg);
     cser_support_free(&sup);
     cser_params_free(&L);
