@@ -100,6 +100,15 @@ cser_status cser_comm_allreduce(cser_comm_t *c, float *buf, size_t count,
 cser_status cser_comm_allgather(cser_comm_t *c, const void *send, size_t bytes,
                                 void *recv, size_t recv_cap, size_t *counts);
 
+/* cser_comm_allreduce, counted as if every element travelled in `bits` bits (1..32):
+ * each chunk message of len elements as ceil(len * bits / 8) bytes, messages and
+ * modeled time alike. For the quantized payload (psync.h, cser_psync_avg_slice): a
+ * real wire carries B-bit codes to each chunk's owner and the owner's re-coded result
+ * back, both B bits wide; the floats here carry the same integers exactly (below
+ * 2^24) and the caller re-codes. bits = 32 is cser_comm_allreduce. */
+cser_status cser_comm_allreduce_bits(cser_comm_t *c, float *buf, size_t count,
+                                     cser_reduce_op op, int bits);
+
 cser_status cser_comm_bcast(cser_comm_t *c, void *buf, size_t bytes, int root);
 cser_status cser_comm_barrier(cser_comm_t *c);
 

@@ -93,6 +93,8 @@ typedef struct {
     uint64_t messages[CSER_PHASE_COUNT];     /* point-to-point messages sent      */
     double comm_s[CSER_PHASE_COUNT];         /* measured seconds in collectives   */
     double modeled_s[CSER_PHASE_COUNT];      /* modeled network seconds           */
+    uint64_t peak_bytes_step;                /* most bytes sent in one step (all   */
+                                             /* phases); kept in the state blob    */
 } cser_optim_stats;
 
 /* Vectors of the state, for tests and tools (cser_optim_get_vector). */

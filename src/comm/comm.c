@@ -288,6 +288,58 @@ cser_status cser_comm_barrier(cser_comm_t *c)
     return s;
 }
 
+/* Bytes of len elements of `bits` bits packed: ceil(len * bits / 8). */
+static uint64_t packed_bytes(size_t len, int bits)
+{
+    return (uint64_t)(len / 8) * (uint64_t)bits + ((uint64_t)(len % 8) * bits + 7) / 8;
+}
+
+/* account_allreduce with every chunk message packed at `bits` bits per element. */
+static void account_allreduce_bits(cser_comm_t *c, size_t count, int bits,
+                                   double seconds)
+{
+    int n = c->size, r = c->rank;
+    uint64_t msgs = 0, bytes = 0;
+    size_t cr = 0;
+    for (int j = 0; j < n; j++) {
+        size_t cj = cser_comm_chunk_begin(count, n, j + 1) - cser_comm_chunk_begin(count, n, j);
+        if (j == r)
+            cr = cj;
+        else if (cj > 0) {
+            msgs++;
+            bytes += packed_bytes(cj, bits);
+        }
+    }
+    if (cr > 0) {
+        msgs += (uint64_t)(n - 1);
+        bytes += (uint64_t)(n - 1) * packed_bytes(cr, bits);
+    }
+    comm_account(c, bytes, bytes, msgs, 2 * (n - 1), seconds);
+}
+
+cser_status cser_comm_allreduce_bits(cser_comm_t *c, float *buf, size_t count,
+                                     cser_reduce_op op, int bits)
+{
+    if (!c)
+        return cser_error(CSER_ERR_INVALID, "allreduce_bits: communicator is NULL");
+    if (bits < 1 || bits > 32)
+        return comm_local_error(c, cser_error(CSER_ERR_INVALID,
+                                              "allreduce_bits (rank %d): %d bits per "
+                                              "element: expected 1..32", c->rank, bits));
+    if (bits == 32)
+        return cser_comm_allreduce(c, buf, count, op);
+    CSER_CHECK(comm_sync(c));
+    int was = c->counting;
+    c->counting = 0;
+    double t0 = cser_comm_now();
+    cser_status s = cser_comm_allreduce(c, buf, count, op);
+    double dt = cser_comm_now() - t0;
+    c->counting = was;
+    if (s == CSER_OK && counts_now(c))
+        account_allreduce_bits(c, count, bits, dt);
+    return s;
+}
+
 cser_status cser_comm_check_same(cser_comm_t *c, uint64_t value, const char *what)
 {
     if (!c)

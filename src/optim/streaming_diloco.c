@@ -10,7 +10,11 @@
  *
  * Defaults: c = fragment:100,frags=8 (H = 100 inner steps; P = 8 fragments gave the
  * paper's 8x lower peak bandwidth), inner=adamw, outer=nesterov, olr = 0.7, omom =
- * 0.9 (DiLoCo's outer optimizer). R_C = H, the fragment compressor's byte ratio.
+ * 0.9 (DiLoCo's outer optimizer). R_C = H, the fragment compressor's byte ratio. The
+ * paper's body (its tables) was out of the tools' reach: which of these it confirms
+ * is in docs/algorithms.md. The quantized payload (q=B, the paper's 4 bits) is a key
+ * of the fragment compressor, off by default (R_C = 32 H / B with it; a c that names
+ * q names its arguments, so a target ratio leaves it as written).
  */
 #include "optim/optim_impl.h"
 
@@ -72,8 +76,9 @@ static double sd_nominal(const cser_optim_config *c, const cser_params *L)
 
 const cser_optim_method cser_method_streaming_diloco = {
     .name = "streaming-diloco",
-    .summary = "Streaming DiLoCo: fragments synced every H steps, staggered (AdamW, "
-               "outer Nesterov)",
+    .summary = "Streaming DiLoCo: P = 8 fragments, each synced every H = 100 steps, "
+               "staggered; c=fragment:H,frags=P,q=4 for 4-bit payloads (AdamW, outer "
+               "Nesterov 0.7/0.9)",
     .keys = CSER_KEY_BIT(CSER_KEY_C),
     .default_rc = 100.0,
     .defaults = sd_defaults,
