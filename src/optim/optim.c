@@ -14,7 +14,8 @@
  *   40      8     step counter t
  *   48      4     number of vectors V (x, m, then aux, aux2 when the method has them,
  *                 then v with inner=adamw, then the outer momentum and, for methods
- *                 without a synchronized model, its snapshot, with outer=nesterov)
+ *                 without a synchronized model, its snapshot, with outer=nesterov,
+ *                 then with overlap=T > 0 what the pending sync sent, overlap.c)
  *   52      4     zero
  *   56      256   the formatted configuration, NUL-padded (for error messages)
  *   312     4*d*V the vectors, in that order
@@ -96,6 +97,8 @@ static cser_status alloc_vectors(cser_optim_t *o, const float *x0)
         memcpy(o->aux2, x0, o->d * sizeof(float));
     if (o->os)
         memcpy(o->os, x0, o->d * sizeof(float));
+    if (o->cfg.overlap > 0)
+        return cser_overlap_create(o);
     return CSER_OK;
 }
 
@@ -133,6 +136,7 @@ void cser_optim_free(cser_optim_t *o)
 {
     if (!o)
         return;
+    cser_overlap_free(o); /* waits for a sync in flight (its buffers) */
     if (o->meth && o->meth->ops->fini)
         o->meth->ops->fini(o);
     cser_free_floats(o->x);
@@ -226,10 +230,11 @@ cser_status cser_optim_eval_model(cser_optim_t *o, float *out)
 /* ---- state blob ---- */
 
 /* The vectors of the state blob, in blob order; absent ones are NULL. */
-#define STATE_MAXVEC 7
+#define STATE_MAXVEC 8
 static void state_vecs(const cser_optim_t *o, float *out[STATE_MAXVEC])
 {
-    float *v[STATE_MAXVEC] = {o->x, o->m, o->aux, o->aux2, o->v, o->ob, o->os};
+    float *v[STATE_MAXVEC] = {o->x,  o->m,  o->aux, o->aux2,
+                              o->v,  o->ob, o->os,  cser_overlap_state_vec(o)};
     memcpy(out, v, sizeof v);
 }
 
@@ -375,6 +380,6 @@ cser_status cser_optim_load(cser_optim_t *o, const void *buf, size_t bytes)
         }
     o->step = h.step;
     o->stats.steps = h.step;
-    return CSER_OK;
+    return cser_overlap_after_load(o); /* the sync pending at this step, if any */
 }
 

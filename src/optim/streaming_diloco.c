@@ -11,6 +11,8 @@
  * Defaults: c = fragment:100,frags=8 (H = 100 inner steps; P = 8 fragments gave the
  * paper's 8x lower peak bandwidth), inner=adamw, outer=nesterov, olr = 0.7, omom =
  * 0.9 (DiLoCo's outer optimizer). R_C = H, the fragment compressor's byte ratio.
+ * overlap=T: a fragment's sync is applied T inner steps after it started, the paper's
+ * overlap of communication with the next inner steps (overlap.c).
  */
 #include "optim/optim_impl.h"
 
@@ -46,6 +48,11 @@ static cser_status sd_validate(const cser_optim_config *c)
     if (strcmp(c->c2, "zero") != 0)
         return cser_error(CSER_ERR_INVALID,
                           "streaming-diloco: C2 must be zero, found '%s'", c->c2);
+    if (c->overlap > 0 && c->overlap >= p.ratio) /* the gap per layout: at create */
+        return cser_error(CSER_ERR_INVALID,
+                          "streaming-diloco: overlap=%d must be less than the fragment "
+                          "period H=%.0f",
+                          c->overlap, p.ratio);
     return CSER_OK;
 }
 
@@ -74,7 +81,7 @@ const cser_optim_method cser_method_streaming_diloco = {
     .name = "streaming-diloco",
     .summary = "Streaming DiLoCo: fragments synced every H steps, staggered (AdamW, "
                "outer Nesterov)",
-    .keys = CSER_KEY_BIT(CSER_KEY_C),
+    .keys = CSER_KEY_BIT(CSER_KEY_C) | CSER_KEY_BIT(CSER_KEY_OVERLAP),
     .default_rc = 100.0,
     .defaults = sd_defaults,
     .validate = sd_validate,
