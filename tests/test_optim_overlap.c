@@ -121,7 +121,8 @@ static cser_status run_worker(cser_comm_t *comm, int rank, void *arg)
         if (o->ob)
             memcpy(r->ob[rank], o->ob, L.d * sizeof(float));
         r->bytes[rank] = bytes + stats_bytes(o);
-        r->d = L.d;
+        if (rank == 0)
+            r->d = L.d;
     }
     cser_optim_free(o);
     free(x0);
