@@ -247,7 +247,8 @@ void cser_comm_free(cser_comm_t *c)
 {
     if (!c)
         return;
-    cser_comm_async_free(c);
+    if (c->async_free) /* the nonblocking allreduce's helper (comm_async.c) */
+        c->async_free(c);
     if (c->ops && c->ops->free)
         c->ops->free(c);
     free(c);

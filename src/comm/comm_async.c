@@ -101,6 +101,8 @@ static void *helper_main(void *arg)
 
 /* ---- creation (collective: the backend's dup) ---- */
 
+static void async_free(cser_comm_t *c);
+
 static cser_status async_create(cser_comm_t *c)
 {
     if (!c->ops->dup)
@@ -136,10 +138,11 @@ static cser_status async_create(cser_comm_t *c)
                           c->rank);
     }
     c->async = a;
+    c->async_free = async_free;
     return CSER_OK;
 }
 
-void cser_comm_async_free(cser_comm_t *c)
+static void async_free(cser_comm_t *c)
 {
     struct cser_comm_async *a = c ? c->async : NULL;
     if (!a)
@@ -165,6 +168,7 @@ void cser_comm_async_free(cser_comm_t *c)
     pthread_mutex_destroy(&a->mu);
     free(a);
     c->async = NULL;
+    c->async_free = NULL;
 }
 
 /* ---- public API ---- */

@@ -48,11 +48,10 @@ struct cser_comm {
     cser_netmodel net;        /* modeled network                                 */
     cser_comm_stats stats;    /* counted traffic                                 */
     struct cser_comm_async *async; /* helper thread of iallreduce, NULL until used */
+    /* comm_async.c's: joins the helper thread (after the requests left) and frees its
+     * channel; cser_comm_free calls it before the backend's free. NULL: no helper. */
+    void (*async_free)(cser_comm_t *c);
 };
-
-/* comm_async.c: joins the helper thread (after the requests left) and frees its
- * channel; called by cser_comm_free before the backend's free. */
-void cser_comm_async_free(cser_comm_t *c);
 
 /* comm.c: the accounting of one allreduce of count floats in two parts, for the
  * nonblocking one: its bytes, messages and collective count (at the start: they are

@@ -24,6 +24,11 @@ static void diloco_defaults(cser_optim_config *c)
     c->omom = 0.9;
 }
 
+static cser_status diloco_validate(const cser_optim_config *c)
+{
+    return cser_optim_validate_overlap_h(c, "diloco");
+}
+
 /* R_C = H: one full average per H steps. */
 static cser_status diloco_for_ratio(cser_optim_config *c, double rc,
                                     const cser_spec_keys *k)
@@ -45,7 +50,7 @@ const cser_optim_method cser_method_diloco = {
     .keys = CSER_KEY_BIT(CSER_KEY_H) | CSER_KEY_BIT(CSER_KEY_OVERLAP),
     .default_rc = 500.0,
     .defaults = diloco_defaults,
-    .validate = cser_optim_validate_overlap_h,
+    .validate = diloco_validate,
     .for_ratio = diloco_for_ratio,
     .nominal_ratio = diloco_nominal,
     .ops = &cser_ops_local_sgd,

@@ -40,14 +40,19 @@ static cser_status local_sgd_step(cser_optim_t *o, float *g, float lr)
 }
 
 /* overlap=T: one average in flight at a time (also the row of diloco). */
-cser_status cser_optim_validate_overlap_h(const cser_optim_config *c)
+cser_status cser_optim_validate_overlap_h(const cser_optim_config *c, const char *name)
 {
     if (c->overlap > 0 && c->overlap >= c->h)
         return cser_error(CSER_ERR_INVALID,
                           "%s: overlap=%d must be less than the period h=%d (one average "
                           "in flight at a time)",
-                          cser_method_name(c->kind), c->overlap, c->h);
+                          name, c->overlap, c->h);
     return CSER_OK;
+}
+
+static cser_status local_sgd_validate(const cser_optim_config *c)
+{
+    return cser_optim_validate_overlap_h(c, "local-sgd");
 }
 
 /* R_C = H: one full average per H steps. */
@@ -75,7 +80,7 @@ const cser_optim_method cser_method_local_sgd = {
     .name = "local-sgd",
     .summary = "local steps, models averaged every H steps",
     .keys = CSER_KEY_BIT(CSER_KEY_H) | CSER_KEY_BIT(CSER_KEY_OVERLAP),
-    .validate = cser_optim_validate_overlap_h,
+    .validate = local_sgd_validate,
     .for_ratio = local_sgd_for_ratio,
     .nominal_ratio = local_sgd_nominal,
     .warmup_ratio = cser_optim_warmup_h,

@@ -291,8 +291,8 @@ cser_status cser_overlap_local_sgd(cser_optim_t *o, float *g);
  * at a reset step, starts the sync of C1's support of draw d1. */
 cser_status cser_overlap_reset(cser_optim_t *o, const cser_draw *d1);
 
-/* local_sgd.c: overlap=T < h (the rows of local-sgd and diloco). */
-cser_status cser_optim_validate_overlap_h(const cser_optim_config *c);
+/* local_sgd.c: overlap=T < h (the rows of local-sgd and diloco; name: the row's). */
+cser_status cser_optim_validate_overlap_h(const cser_optim_config *c, const char *name);
 
 /* ---- shared by the method files: method_util.c ---- */
 /* Rows' warm-up ratios: H; R(C); R(C) H; R(C2), or R(C1) H where C2 sends nothing.

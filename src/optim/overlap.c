@@ -116,7 +116,7 @@ static cser_status is_sync_step(cser_optim_t *o, uint64_t t, cser_support *sup, 
 
 cser_status cser_overlap_init_reset(cser_optim_t *o, cser_compressor_t *c1)
 {
-    const char *name = cser_method_name(o->cfg.kind);
+    const char *name = o->meth->name;
     const cser_compressor_params *p = cser_compressor_get_params(c1);
     if (p->kind != CSER_COMP_FRAGMENT)
         return cser_error(CSER_ERR_INVALID,
