@@ -171,6 +171,9 @@ static void test_backends_agree(void **state)
          * fused reset, and PSync's path (ef-sgd) */
         "streaming-diloco:c=fragment:6,frags=2,q=4",
         "ef-sgd:c=fragment:2,frags=3,q=3",
+        /* overlap=T: the syncs on the helper thread's channel (issue 15) */
+        "diloco:h=4,overlap=3",
+        "streaming-diloco:c=fragment:6,frags=2,overlap=2",
     };
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
         check_spec(specs[i]);

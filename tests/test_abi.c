@@ -79,7 +79,7 @@ static void test_fields_tile_the_structs(void **state)
     check_tiles("cser_optim_config",
                 (const char *[]){"kind", "c1", "c2", "h", "momentum", "nesterov",
                                  "weight_decay", "seed", "inner", "beta1", "beta2", "eps",
-                                 "outer", "olr", "omom", NULL});
+                                 "outer", "olr", "omom", "overlap", NULL});
     check_tiles("cser_optim_stats",
                 (const char *[]){"steps", "bytes_sent", "bytes_recv", "messages",
                                  "comm_s", "modeled_s", "peak_bytes_step", NULL});

@@ -120,7 +120,7 @@ class OptimConfig(ctypes.Structure):  # cser_optim_config
                 ("weight_decay", c_double), ("seed", c_uint64),
                 ("inner", c_int), ("beta1", c_double), ("beta2", c_double),
                 ("eps", c_double), ("outer", c_int), ("olr", c_double),
-                ("omom", c_double)]
+                ("omom", c_double), ("overlap", c_int)]
 
 
 class OptimStats(ctypes.Structure):  # cser_optim_stats

@@ -67,6 +67,8 @@ static cser_status cser_init(cser_optim_t *o)
             return cser_error_context(s, "cser: %s", i == 0 ? "c1" : "c2");
         p->compat[i] = cser_compressor_allreduce_compatible(p->c[i]);
     }
+    if (o->ov) /* overlap=T (streaming-diloco): the reset's sync T steps late */
+        return cser_overlap_init_reset(o, p->c[0]);
     return CSER_OK;
 }
 
@@ -208,6 +210,8 @@ static cser_status cser_step(cser_optim_t *o, float *g, float lr)
         CSER_CHECK(update_fused(o, &d2, g, &k));
     else
         CSER_CHECK(update_psync(o, &d2, g, &k));
+    if (o->ov) /* overlap=T: started here, applied T steps later (overlap.c) */
+        return cser_overlap_reset(o, &d1);
     if (o->step % (uint64_t)o->cfg.h != 0)
         return CSER_OK;
     if (use_fused(o, 0))

@@ -14,7 +14,8 @@
  *   40      8     step counter t
  *   48      4     number of vectors V (x, m, then aux, aux2 when the method has them,
  *                 then v with inner=adamw, then the outer momentum and, for methods
- *                 without a synchronized model, its snapshot, with outer=nesterov)
+ *                 without a synchronized model, its snapshot, with outer=nesterov,
+ *                 then with overlap=T > 0 what the pending sync sent, overlap.c)
  *   52      4     the largest bytes this worker sent in one step so far (stats
  *                 peak_bytes_step, saturating at 2^32 - 1; 0 in earlier states)
  *   56      256   the formatted configuration, NUL-padded (for error messages)
@@ -98,6 +99,8 @@ static cser_status alloc_vectors(cser_optim_t *o, const float *x0)
         memcpy(o->aux2, x0, o->d * sizeof(float));
     if (o->os)
         memcpy(o->os, x0, o->d * sizeof(float));
+    if (o->cfg.overlap > 0)
+        return cser_overlap_create(o);
     return CSER_OK;
 }
 
@@ -135,6 +138,7 @@ void cser_optim_free(cser_optim_t *o)
 {
     if (!o)
         return;
+    cser_overlap_free(o); /* waits for a sync in flight (its buffers) */
     if (o->meth && o->meth->ops->fini)
         o->meth->ops->fini(o);
     cser_free_floats(o->x);
@@ -241,10 +245,11 @@ cser_status cser_optim_eval_model(cser_optim_t *o, float *out)
 /* ---- state blob ---- */
 
 /* The vectors of the state blob, in blob order; absent ones are NULL. */
-#define STATE_MAXVEC 7
+#define STATE_MAXVEC 8
 static void state_vecs(const cser_optim_t *o, float *out[STATE_MAXVEC])
 {
-    float *v[STATE_MAXVEC] = {o->x, o->m, o->aux, o->aux2, o->v, o->ob, o->os};
+    float *v[STATE_MAXVEC] = {o->x,  o->m,  o->aux, o->aux2,
+                              o->v,  o->ob, o->os,  cser_overlap_state_vec(o)};
     memcpy(out, v, sizeof v);
 }
 
@@ -394,6 +399,6 @@ cser_status cser_optim_load(cser_optim_t *o, const void *buf, size_t bytes)
     o->step = h.step;
     o->stats.steps = h.step;
     o->stats.peak_bytes_step = h.peak;
-    return CSER_OK;
+    return cser_overlap_after_load(o); /* the sync pending at this step, if any */
 }
 

@@ -65,7 +65,7 @@ static const abi_entry abi_table[] = {
     ABI_F(cser_optim_config, inner), ABI_F(cser_optim_config, beta1),
     ABI_F(cser_optim_config, beta2), ABI_F(cser_optim_config, eps),
     ABI_F(cser_optim_config, outer), ABI_F(cser_optim_config, olr),
-    ABI_F(cser_optim_config, omom),
+    ABI_F(cser_optim_config, omom), ABI_F(cser_optim_config, overlap),
 
     ABI_T(cser_optim_stats),
     ABI_F(cser_optim_stats, steps), ABI_F(cser_optim_stats, bytes_sent),
