@@ -54,6 +54,8 @@ static void print_summary(const cser_train_config *cfg, const cser_train_result 
            r->train_loss);
     printf("  bytes/worker    %.3f MB up, %.3f MB down, %llu messages\n",
            r->bytes_up / 1e6, r->bytes_down / 1e6, (unsigned long long)r->messages);
+    printf("  peak/step       %.3f MB up  (the most worker 0 sent in one step)\n",
+           r->peak_bytes_step / 1e6);
     if (r->actual_rc > 0)
         printf(
             "  R_C             actual %.1f, nominal %.1f  (SGD's dense allreduce bytes "

@@ -167,6 +167,13 @@ static void test_backends_agree(void **state)
         "qsparse:c=topk:4,h=3,inner=adamw,outer=nesterov,olr=0.8",
         "cser:c1=topk:4,c2=randk:16,h=3,outer=nesterov",
         "cser-fused:c1=grbs:4,c2=grbs:16,h=4,inner=adamw,outer=nesterov",
+        /* the quantized payload q=B (docs/algorithms.md "Quantized payload"): the
+         * fused reset, and PSync's path (ef-sgd) */
+        "streaming-diloco:c=fragment:6,frags=2,q=4",
+        "ef-sgd:c=fragment:2,frags=3,q=3",
+        /* overlap=T: the syncs on the helper thread's channel (issue 15) */
+        "diloco:h=4,overlap=3",
+        "streaming-diloco:c=fragment:6,frags=2,overlap=2",
     };
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
         check_spec(specs[i]);

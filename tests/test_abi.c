@@ -29,11 +29,13 @@ static void test_sizes_and_offsets(void **state)
     CHECK_T(cser_optim_stats);
     CHECK_F(cser_tensor, shape);
     CHECK_F(cser_compressor_params, frags);
+    CHECK_F(cser_compressor_params, qbits);
     CHECK_F(cser_comm_stats, wait_s);
     CHECK_F(cser_netmodel, tcp_framing);
     CHECK_F(cser_optim_config, c2);
     CHECK_F(cser_optim_config, omom);
     CHECK_F(cser_optim_stats, modeled_s);
+    CHECK_F(cser_optim_stats, peak_bytes_step);
 }
 
 /* The listed fields of a struct, in declaration order, leave no gap of 8 bytes or
@@ -68,7 +70,7 @@ static void test_fields_tile_the_structs(void **state)
     check_tiles("cser_support", (const char *[]){"runs", "nruns", "cap", "count", NULL});
     check_tiles("cser_compressor_params",
                 (const char *[]){"kind", "ratio", "r0", "r1", "p", "flat", "levels",
-                                 "bucket", "frags", NULL});
+                                 "bucket", "frags", "qbits", NULL});
     check_tiles("cser_comm_stats",
                 (const char *[]){"bytes_sent", "bytes_recv", "messages", "collectives",
                                  "comm_s", "modeled_s", "wait_s", NULL});
@@ -77,10 +79,10 @@ static void test_fields_tile_the_structs(void **state)
     check_tiles("cser_optim_config",
                 (const char *[]){"kind", "c1", "c2", "h", "momentum", "nesterov",
                                  "weight_decay", "seed", "inner", "beta1", "beta2", "eps",
-                                 "outer", "olr", "omom", NULL});
+                                 "outer", "olr", "omom", "overlap", NULL});
     check_tiles("cser_optim_stats",
                 (const char *[]){"steps", "bytes_sent", "bytes_recv", "messages",
-                                 "comm_s", "modeled_s", NULL});
+                                 "comm_s", "modeled_s", "peak_bytes_step", NULL});
 }
 
 static void test_unknown_names(void **state)

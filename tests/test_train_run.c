@@ -124,7 +124,7 @@ static void test_every_method_trains_and_writes_metrics(void **state)
         const char *cols[] = {"step",      "epoch",     "lr",       "train_loss",
                               "test_loss", "test_acc",  "bytes_up", "bytes_down",
                               "messages",  "compute_s", "comm_s",   "modeled_comm_s",
-                              "wall_s"};
+                              "wall_s",    "peak_bytes_step"};
         char *nl = strchr(csv, '\n');
         assert_non_null(nl);
         *nl = '\0';
@@ -143,6 +143,15 @@ static void test_every_method_trains_and_writes_metrics(void **state)
             rows++;
         assert_int_equal(rows, 4);
         assert_non_null(strstr(nl + 1, "final,8,"));
+        /* the peak bytes of one step: the last column of the final row, as the result
+         * says; every step of sgd sends the same dense allreduce */
+        char want[48];
+        snprintf(want, sizeof want, ",%llu\n", (unsigned long long)r.peak_bytes_step);
+        const char *fin = strstr(nl + 1, "final,8,");
+        assert_non_null(strstr(fin, want));
+        assert_true(r.peak_bytes_step > 0 && r.peak_bytes_step <= r.bytes_up);
+        if (m == 0)
+            assert_true(r.peak_bytes_step * 8 == r.bytes_up);
         free(csv);
         char *jsonl = slurp(c.out_dir, "metrics.jsonl");
         assert_non_null(jsonl);

@@ -12,7 +12,8 @@ ARGS="--dataset synthetic --model mlp --batch 16 --train-subset 512 --test-subse
       --steps 12 --eval-every 4 --seed 7 --warmup 0"
 fail=0
 for m in "sgd" "ef-sgd:c=topk:16" "qsparse --rc 16" "cser --rc 16" "cser-fused --rc 16" \
-         "csea --rc 16" "diloco --rc 4" "streaming-diloco --rc 4"; do
+         "csea --rc 16" "diloco --rc 4" "streaming-diloco --rc 4" \
+         "diloco:h=4,overlap=3" "streaming-diloco:c=fragment:4,frags=2,overlap=1"; do
     rm -rf "$D/t" "$D/m"
     # shellcheck disable=SC2086
     "$CSER" train $ARGS --method $m --workers 4 --out "$D/t" >"$D/t.out" 2>&1 ||

@@ -100,6 +100,15 @@ cser_status cser_comm_allreduce(cser_comm_t *c, float *buf, size_t count,
 cser_status cser_comm_allgather(cser_comm_t *c, const void *send, size_t bytes,
                                 void *recv, size_t recv_cap, size_t *counts);
 
+/* cser_comm_allreduce, counted as if every element travelled in `bits` bits (1..32):
+ * each chunk message of len elements as ceil(len * bits / 8) bytes, messages and
+ * modeled time alike. For the quantized payload (psync.h, cser_psync_avg_slice): a
+ * real wire carries B-bit codes to each chunk's owner and the owner's re-coded result
+ * back, both B bits wide; the floats here carry the same integers exactly (below
+ * 2^24) and the caller re-codes. bits = 32 is cser_comm_allreduce. */
+cser_status cser_comm_allreduce_bits(cser_comm_t *c, float *buf, size_t count,
+                                     cser_reduce_op op, int bits);
+
 cser_status cser_comm_bcast(cser_comm_t *c, void *buf, size_t bytes, int root);
 cser_status cser_comm_barrier(cser_comm_t *c);
 
@@ -133,6 +142,34 @@ int cser_comm_set_fast(cser_comm_t *c, int on);
 /* Marks the whole group as failed (threads) or aborts the job (mpi), so peers waiting
  * in a collective return CSER_ERR_COMM naming this rank and `why`. */
 void cser_comm_abort(cser_comm_t *c, const char *why);
+
+/* ---- nonblocking allreduce (comm_async.c, docs/algorithms.md "Overlapped
+ * synchronization") ----
+ * cser_comm_iallreduce starts the deterministic allreduce of count floats in buf and
+ * returns at once; a helper thread of this communicator runs it on a channel of its
+ * own (threads: a second group of the same ranks; mpi: a duplicate of the
+ * communicator, which needs MPI_THREAD_MULTIPLE: cser initializes MPI with it), with
+ * the same algorithm as cser_comm_allreduce, so the result is the same bits, and the
+ * counters get the same bytes and messages. buf belongs to the collective until
+ * cser_comm_wait returns: do not read or write it in between. Every rank starts the
+ * same sequence of requests; they complete in the order they were started, and other
+ * collectives (on the communicator's own channel) may run meanwhile.
+ * cser_comm_wait blocks until the request is done and releases it (every request
+ * must be waited for; cser_comm_free waits for any left). Accounting: the start
+ * counts the bytes, messages and the collective (as cser_comm_allreduce would); the
+ * wait the time: comm_s adds only the seconds the caller was blocked (in the start
+ * and in the wait),
+ * not the seconds the helper spent while the caller computed; modeled_s adds
+ * max(0, m - g), m the collective's modeled time (as for cser_comm_allreduce) and g
+ * the caller's measured seconds between the start's return and the wait's call (the
+ * compute that hides the transfer). The first call is collective over the
+ * communicator (it creates the helper's channel). Sync mode (cser_comm_set_sync)
+ * does not apply to these requests. */
+typedef struct cser_comm_request cser_comm_request_t;
+
+cser_status cser_comm_iallreduce(cser_comm_t *c, float *buf, size_t count,
+                                 cser_reduce_op op, cser_comm_request_t **req);
+cser_status cser_comm_wait(cser_comm_t *c, cser_comm_request_t *req);
 
 #ifdef __cplusplus
 }

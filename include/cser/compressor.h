@@ -21,6 +21,11 @@
  *                           floor(p H / P) are selected whole, else nothing (H an
  *                           integer >= 1, default 100; P default 8, at most the
  *                           number of layers). Allreduce-compatible, byte ratio H.
+ *   fragment:H,frags=P,q=B  the same with a quantized payload: the averaged values
+ *                           travel as B-bit codes (2 <= B <= 16; q=32 is off) with
+ *                           one shared float scale per tensor (cser_psync_avg_slice,
+ *                           docs/algorithms.md "Quantized payload"); byte ratio
+ *                           32 H / B.
  *
  * Allreduce-compatible compressors (identity, zero, grbs, randk, fragment) choose their support
  * from shared randomness only (cser_compressor_select), so every worker's C(v) has the
@@ -65,6 +70,8 @@ typedef struct {
     int levels;   /* qsgd: s >= 1 (default 16)                                    */
     size_t bucket; /* qsgd: elements per norm, >= 1; 0 = the whole tensor (default) */
     int frags;    /* fragment: P >= 1 fragments (default 8); ratio = the period H   */
+    int qbits;    /* fragment: bits of the quantized payload, 2..16; 0 (or 32) =   */
+                  /* off, the values travel as floats (default 0)                  */
 } cser_compressor_params;
 
 /* The randomness of one compression: every call with a new step draws anew. */
@@ -144,7 +151,8 @@ int cser_compressor_allreduce_compatible(const cser_compressor_t *c);
 double cser_compressor_nominal_ratio(const cser_compressor_t *c, const cser_params *L);
 
 /* Exact wire bytes of one tensor's message. For allreduce-compatible compressors pass
- * the number of support elements inside the tensor (4 bytes each); others ignore it. */
+ * the number of support elements inside the tensor (4 bytes each; with q=B, B-bit
+ * codes packed plus one 4-byte scale); others ignore it. */
 size_t cser_compressor_tensor_bytes(const cser_compressor_t *c, const cser_tensor *t,
                                     size_t support_count);
 
@@ -184,6 +192,29 @@ cser_status cser_compressor_encode_resid(cser_compressor_t *c, const cser_params
 cser_status cser_compressor_apply(cser_compressor_t *c, const cser_params *L,
                                   const cser_draw *draw, const float *v, float *cv,
                                   float *resid);
+
+/* ---- the quantized payload (q=B), docs/algorithms.md "Quantized payload" ----
+ * Symmetric uniform codes with Q = 2^(B-1) - 1 levels on each side of 0 and a scale
+ * s > 0 shared by every worker: code(v) = roundf(v * (Q / s)) (half away from zero),
+ * clamped to [-Q, Q]; a code k stands for k * (s / Q). */
+
+/* 1 if the params quantize their payload (qbits set and not 32). */
+int cser_compressor_quantized(const cser_compressor_params *p);
+
+/* max |v[i]| over [0, n) (0 for n = 0); NAN if some v[i] is NaN or infinite. */
+float cser_quant_maxabs(const float *v, size_t n);
+
+/* codes[i] = code(v[i]) as integer-valued floats for a finite scale s >= 0 (s = 0:
+ * every code 0); codes may alias v. bits in 2..16. */
+void cser_quant_encode(const float *v, size_t n, float s, int bits, float *codes);
+
+/* In place: sums[i] holds the exact sum S of nworkers codes; replaced by the average
+ * re-coded, k = round(S / nworkers) (integer arithmetic, half away from zero), as the
+ * value k * (s / Q). bits in 2..16, nworkers >= 1, s finite >= 0. */
+void cser_quant_decode_avg(float *sums, size_t n, int nworkers, float s, int bits);
+
+/* Bytes of n codes of `bits` bits packed: ceil(n * bits / 8). */
+size_t cser_quant_bytes(size_t n, int bits);
 
 #ifdef __cplusplus
 }

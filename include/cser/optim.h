@@ -18,7 +18,8 @@
  *   streaming-diloco[:c=fragment:H,frags=P]   fragment syncs + AdamW + Nesterov
  * SPEC is a compressor spec (compressor.h), e.g. grbs:64 or topk:0.01. Common keys for
  * every method: momentum=, nesterov=0|1, wd=, seed=, inner=sgd|adamw, beta1=, beta2=,
- * eps=; local-model methods also take outer=none|nesterov, olr=, omom=.
+ * eps=; local-model methods also take outer=none|nesterov, olr=, omom=; local-sgd,
+ * diloco and streaming-diloco also take overlap=T (sync applied T steps late).
  */
 #ifndef CSER_OPTIM_H
 #define CSER_OPTIM_H
@@ -73,6 +74,10 @@ typedef struct {
      * the averaged pseudo-gradient of the synchronized coordinates. */
     int outer;              /* CSER_OUTER_NONE (default) or CSER_OUTER_NESTEROV      */
     double olr, omom;       /* outer learning rate and momentum, default 0.7, 0.9    */
+    /* Overlapped synchronization, docs/algorithms.md "Overlapped synchronization"
+     * (local-sgd, diloco, streaming-diloco): a sync started at step t is applied at
+     * step t + overlap, the local steps in between going on. 0 = blocking (default). */
+    int overlap;            /* T >= 0 steps                                           */
 } cser_optim_config;
 
 enum { CSER_INNER_SGD = 0, CSER_INNER_ADAMW = 1 };
@@ -93,6 +98,8 @@ typedef struct {
     uint64_t messages[CSER_PHASE_COUNT];     /* point-to-point messages sent      */
     double comm_s[CSER_PHASE_COUNT];         /* measured seconds in collectives   */
     double modeled_s[CSER_PHASE_COUNT];      /* modeled network seconds           */
+    uint64_t peak_bytes_step;                /* most bytes sent in one step (all   */
+                                             /* phases); kept in the state blob    */
 } cser_optim_stats;
 
 /* Vectors of the state, for tests and tools (cser_optim_get_vector). */

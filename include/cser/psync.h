@@ -51,7 +51,20 @@ const cser_support *cser_psync_support(const cser_psync_t *p);
  * order (support count floats), valid until the next exchange; else NULL. */
 const float *cser_psync_avg_values(const cser_psync_t *p);
 
-/* Bytes this worker put on the wire in the last exchange (its message size). */
+/* Collective: the average of an allreduce-compatible compressor's dense slice. buf
+ * holds this worker's values on sup (sup->count floats, run order; sup the same on
+ * every worker, inside the layout L); on return every worker holds the same average
+ * there. Without a quantized payload, one allreduce AVG of sup->count floats (what
+ * exchange does); with q=B (compressor.h), the scales are agreed (an allgather of one
+ * float per tensor that has support elements), the values travel as B-bit codes and
+ * the result is the re-coded average (docs/algorithms.md "Quantized payload"). */
+cser_status cser_psync_avg_slice(cser_comm_t *comm, const cser_compressor_t *comp,
+                                 const cser_params *L, const cser_support *sup,
+                                 float *buf);
+
+/* Bytes of this worker's message in the last exchange (its encoded size; for an
+ * allreduce-compatible compressor 4 per support element, also with q=B, whose
+ * narrower wire the communicator's counters hold). */
 size_t cser_psync_last_bytes(const cser_psync_t *p);
 
 #ifdef __cplusplus

@@ -182,6 +182,7 @@ typedef struct {
     double wait_s;            /* waiting for peers before collectives (measure_wait)  */
     double phase_comm_s[CSER_PHASE_COUNT];    /* comm_s per phase of optim.h        */
     double phase_modeled_s[CSER_PHASE_COUNT]; /* modeled_comm_s per phase           */
+    uint64_t peak_bytes_step; /* most bytes worker 0 sent in one step, the whole run */
 } cser_train_result;
 
 /* Runs a whole training. log: resolved configuration, progress and warnings (rank 0

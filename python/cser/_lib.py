@@ -91,7 +91,8 @@ class CompressorParams(ctypes.Structure):  # cser_compressor_params
     _cname_ = "cser_compressor_params"
     _fields_ = [("kind", c_int), ("ratio", c_double), ("r0", c_double),
                 ("r1", c_double), ("p", c_double), ("flat", c_int),
-                ("levels", c_int), ("bucket", c_size_t), ("frags", c_int)]
+                ("levels", c_int), ("bucket", c_size_t), ("frags", c_int),
+                ("qbits", c_int)]
 
 
 class Draw(ctypes.Structure):  # cser_draw
@@ -119,14 +120,15 @@ class OptimConfig(ctypes.Structure):  # cser_optim_config
                 ("weight_decay", c_double), ("seed", c_uint64),
                 ("inner", c_int), ("beta1", c_double), ("beta2", c_double),
                 ("eps", c_double), ("outer", c_int), ("olr", c_double),
-                ("omom", c_double)]
+                ("omom", c_double), ("overlap", c_int)]
 
 
 class OptimStats(ctypes.Structure):  # cser_optim_stats
     _cname_ = "cser_optim_stats"
     _fields_ = [("steps", c_uint64), ("bytes_sent", c_uint64 * 3),
                 ("bytes_recv", c_uint64 * 3), ("messages", c_uint64 * 3),
-                ("comm_s", c_double * 3), ("modeled_s", c_double * 3)]
+                ("comm_s", c_double * 3), ("modeled_s", c_double * 3),
+                ("peak_bytes_step", c_uint64)]
 
 
 class CommStats(ctypes.Structure):  # cser_comm_stats

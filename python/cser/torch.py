@@ -413,9 +413,10 @@ class Optimizer(torch.optim.Optimizer):
     # ---- statistics ----
     def stats(self):
         """Traffic of this worker: steps, bytes_up/bytes_down/messages (total and per
-        phase update/reset/average), comm_s, modeled_s, and R_C as `cser train`
-        reports it: actual (SGD's dense allreduce bytes per step over the bytes this
-        worker moved per step) and nominal."""
+        phase update/reset/average), comm_s, modeled_s, peak_bytes_step (the most
+        bytes it sent in one step), and R_C as `cser train` reports it: actual (SGD's
+        dense allreduce bytes per step over the bytes this worker moved per step) and
+        nominal."""
         ho = self._handle("stats")
         h = ho.h
         s = _lib.OptimStats()
@@ -431,6 +432,7 @@ class Optimizer(torch.optim.Optimizer):
         return {"steps": s.steps, "bytes_up": up, "bytes_down": down,
                 "messages": sum(s.messages), "comm_s": sum(s.comm_s),
                 "modeled_s": sum(s.modeled_s), "phases": phases,
+                "peak_bytes_step": s.peak_bytes_step,
                 "actual_rc": dense / moved if moved > 0 else 0.0,
                 "nominal_rc": lib.cser_optim_nominal_ratio(ctypes.byref(self._cfg),
                                                            self._layout.ref)}

@@ -119,6 +119,9 @@ def test_same_bits_as_the_c_optimizer(method, rc):
     if not method.startswith(LOCAL):  # these keep no shared z
         assert torch.equal(res[0][0], res[1][0])        # x_i - e_i everywhere the same
     assert res[0][2]["steps"] == steps
+    st = res[0][2]  # the peak of one step: at most the total, > 0 once bytes moved
+    assert st["peak_bytes_step"] <= st["bytes_up"]
+    assert (st["peak_bytes_step"] > 0) == (st["bytes_up"] > 0)
 
 
 def test_every_method_and_compressor_of_the_build():
@@ -304,6 +307,7 @@ def test_torch_conventions():
     assert [p.data_ptr() for p in model.parameters()] == ptrs
     st = opt.stats()
     assert st["steps"] == 6 and st["bytes_up"] == 0     # one worker moves nothing
+    assert st["peak_bytes_step"] == 0
 
 
 def test_averaged_model_of_local_methods():

@@ -115,23 +115,47 @@ static double wire_bytes(const cser_netmodel *net, uint64_t b, uint64_t m)
     return p + 66.0 * ceil(p / 1448.0);
 }
 
-static void comm_account(cser_comm_t *c, uint64_t sent, uint64_t recv, uint64_t msgs,
-                         int crit_msgs, double seconds)
+#define ACCT_BYTES 1 /* bytes, messages, collectives */
+#define ACCT_TIME 2  /* comm_s, modeled_s */
+
+static void comm_account_parts(cser_comm_t *c, uint64_t sent, uint64_t recv,
+                               uint64_t msgs, int crit_msgs, double seconds,
+                               double hidden_s, int parts)
 {
     cser_comm_stats *s = &c->stats;
-    s->bytes_sent += sent;
-    s->bytes_recv += recv;
-    s->messages += msgs;
-    s->collectives += 1;
+    if (parts & ACCT_BYTES) {
+        s->bytes_sent += sent;
+        s->bytes_recv += recv;
+        s->messages += msgs;
+        s->collectives += 1;
+    }
+    if (!(parts & ACCT_TIME))
+        return;
     s->comm_s += seconds;
     /* the messages received: as many as sent, except for a bcast's receivers (one) */
     uint64_t worst = sent > recv ? sent : recv, wm = msgs > 0 ? msgs : 1;
-    s->modeled_s += (double)crit_msgs * c->net.latency_s;
+    double lat = (double)crit_msgs * c->net.latency_s, wire = 0.0;
     if (c->net.bandwidth_bps > 0)
-        s->modeled_s += wire_bytes(&c->net, worst, wm) * 8.0 / c->net.bandwidth_bps;
+        wire = wire_bytes(&c->net, worst, wm) * 8.0 / c->net.bandwidth_bps;
+    if (hidden_s > 0) { /* overlapped: the caller's compute hides up to hidden_s */
+        double m = lat + wire;
+        s->modeled_s += m > hidden_s ? m - hidden_s : 0.0;
+        return;
+    }
+    s->modeled_s += lat; /* two additions, in this order, as ever (same bits) */
+    if (c->net.bandwidth_bps > 0)
+        s->modeled_s += wire;
 }
 
-static void account_allreduce(cser_comm_t *c, size_t count, double seconds)
+static void comm_account(cser_comm_t *c, uint64_t sent, uint64_t recv, uint64_t msgs,
+                         int crit_msgs, double seconds)
+{
+    comm_account_parts(c, sent, recv, msgs, crit_msgs, seconds, 0.0,
+                       ACCT_BYTES | ACCT_TIME);
+}
+
+static void account_allreduce_parts(cser_comm_t *c, size_t count, double seconds,
+                                    double hidden_s, int parts)
 {
     int n = c->size, r = c->rank;
     uint64_t msgs = 0, cr = 0;
@@ -145,7 +169,23 @@ static void account_allreduce(cser_comm_t *c, size_t count, double seconds)
     if (cr > 0)
         msgs += (uint64_t)(n - 1);
     uint64_t bytes = 4 * ((uint64_t)count - cr) + 4 * (uint64_t)(n - 1) * cr;
-    comm_account(c, bytes, bytes, msgs, 2 * (n - 1), seconds);
+    comm_account_parts(c, bytes, bytes, msgs, 2 * (n - 1), seconds, hidden_s, parts);
+}
+
+static void account_allreduce(cser_comm_t *c, size_t count, double seconds)
+{
+    account_allreduce_parts(c, count, seconds, 0.0, ACCT_BYTES | ACCT_TIME);
+}
+
+void cser_comm_account_allreduce_bytes(cser_comm_t *c, size_t count)
+{
+    account_allreduce_parts(c, count, 0.0, 0.0, ACCT_BYTES);
+}
+
+void cser_comm_account_allreduce_time(cser_comm_t *c, size_t count, double blocked_s,
+                                      double hidden_s)
+{
+    account_allreduce_parts(c, count, blocked_s, hidden_s, ACCT_TIME);
 }
 
 static void account_allgather(cser_comm_t *c, size_t bytes, const size_t *counts,
@@ -179,6 +219,8 @@ static int ceil_log2(int n)
 
 static int counts_now(const cser_comm_t *c) { return c->counting && c->size > 1; }
 
+int cser_comm_counts_now(const cser_comm_t *c) { return counts_now(c); }
+
 /* Sync mode: the barrier before a counted collective; its time is waiting for peers. */
 static cser_status comm_sync(cser_comm_t *c)
 {
@@ -205,6 +247,8 @@ void cser_comm_free(cser_comm_t *c)
 {
     if (!c)
         return;
+    if (c->async_free) /* the nonblocking allreduce's helper (comm_async.c) */
+        c->async_free(c);
     if (c->ops && c->ops->free)
         c->ops->free(c);
     free(c);
@@ -285,6 +329,58 @@ cser_status cser_comm_barrier(cser_comm_t *c)
         int k = ceil_log2(c->size);
         comm_account(c, 0, 0, (uint64_t)k, k, cser_comm_now() - t0);
     }
+    return s;
+}
+
+/* Bytes of len elements of `bits` bits packed: ceil(len * bits / 8). */
+static uint64_t packed_bytes(size_t len, int bits)
+{
+    return (uint64_t)(len / 8) * (uint64_t)bits + ((uint64_t)(len % 8) * bits + 7) / 8;
+}
+
+/* account_allreduce with every chunk message packed at `bits` bits per element. */
+static void account_allreduce_bits(cser_comm_t *c, size_t count, int bits,
+                                   double seconds)
+{
+    int n = c->size, r = c->rank;
+    uint64_t msgs = 0, bytes = 0;
+    size_t cr = 0;
+    for (int j = 0; j < n; j++) {
+        size_t cj = cser_comm_chunk_begin(count, n, j + 1) - cser_comm_chunk_begin(count, n, j);
+        if (j == r)
+            cr = cj;
+        else if (cj > 0) {
+            msgs++;
+            bytes += packed_bytes(cj, bits);
+        }
+    }
+    if (cr > 0) {
+        msgs += (uint64_t)(n - 1);
+        bytes += (uint64_t)(n - 1) * packed_bytes(cr, bits);
+    }
+    comm_account(c, bytes, bytes, msgs, 2 * (n - 1), seconds);
+}
+
+cser_status cser_comm_allreduce_bits(cser_comm_t *c, float *buf, size_t count,
+                                     cser_reduce_op op, int bits)
+{
+    if (!c)
+        return cser_error(CSER_ERR_INVALID, "allreduce_bits: communicator is NULL");
+    if (bits < 1 || bits > 32)
+        return comm_local_error(c, cser_error(CSER_ERR_INVALID,
+                                              "allreduce_bits (rank %d): %d bits per "
+                                              "element: expected 1..32", c->rank, bits));
+    if (bits == 32)
+        return cser_comm_allreduce(c, buf, count, op);
+    CSER_CHECK(comm_sync(c));
+    int was = c->counting;
+    c->counting = 0;
+    double t0 = cser_comm_now();
+    cser_status s = cser_comm_allreduce(c, buf, count, op);
+    double dt = cser_comm_now() - t0;
+    c->counting = was;
+    if (s == CSER_OK && counts_now(c))
+        account_allreduce_bits(c, count, bits, dt);
     return s;
 }
 

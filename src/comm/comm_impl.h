@@ -29,6 +29,11 @@ typedef struct cser_comm_ops {
      * where the only way to tell them is cser_comm_abort, which ends the job). */
     void (*fail)(cser_comm_t *c, const char *why);
     void (*free)(cser_comm_t *c); /* releases c->ctx (not c itself) */
+    /* A second channel of the same ranks for the nonblocking allreduce's helper
+     * thread (comm_async.c): collective over c, called by every rank in the same
+     * order; *out has the same rank and size and its own communication state. NULL:
+     * the backend cannot (iallreduce fails). */
+    cser_status (*dup)(cser_comm_t *c, cser_comm_t **out);
 } cser_comm_ops;
 
 struct cser_comm {
@@ -42,7 +47,22 @@ struct cser_comm {
     double timeout_s;         /* watchdog, 0 = wait forever                      */
     cser_netmodel net;        /* modeled network                                 */
     cser_comm_stats stats;    /* counted traffic                                 */
+    struct cser_comm_async *async; /* helper thread of iallreduce, NULL until used */
+    /* comm_async.c's: joins the helper thread (after the requests left) and frees its
+     * channel; cser_comm_free calls it before the backend's free. NULL: no helper. */
+    void (*async_free)(cser_comm_t *c);
 };
+
+/* comm.c: the accounting of one allreduce of count floats in two parts, for the
+ * nonblocking one: its bytes, messages and collective count (at the start: they are
+ * committed to the wire then), and its time (at the wait): blocked_s measured seconds
+ * the caller was blocked, and the modeled time less what hidden_s seconds of the
+ * caller's compute hid (only what exceeds hidden_s counts). */
+void cser_comm_account_allreduce_bytes(cser_comm_t *c, size_t count);
+void cser_comm_account_allreduce_time(cser_comm_t *c, size_t count, double blocked_s,
+                                      double hidden_s);
+/* comm.c: 1 if collectives are counted now (counting on, more than one rank). */
+int cser_comm_counts_now(const cser_comm_t *c);
 
 /* Allocates a comm with defaults (counting on, default netmodel); NULL on failure. */
 cser_comm_t *cser_comm_alloc(const cser_comm_ops *ops, void *ctx, int rank, int size);

@@ -68,6 +68,8 @@ static void mc_free(cser_comm_t *c)
     }
 }
 
+static cser_status mc_dup(cser_comm_t *c, cser_comm_t **out);
+
 static const cser_comm_ops mc_ops = {
     .name = "mpi",
     .allreduce = mc_allreduce,
@@ -77,6 +79,7 @@ static const cser_comm_ops mc_ops = {
     .abort = mc_abort,
     .fail = NULL,
     .free = mc_free,
+    .dup = mc_dup,
 };
 
 /* ---- creation ---- */
@@ -92,15 +95,19 @@ static cser_status mc_init_mpi(void)
     MPI_Initialized(&inited);
     if (inited)
         return CSER_OK;
-    if (MPI_Init(NULL, NULL) != MPI_SUCCESS)
-        return cser_error(CSER_ERR_COMM, "mpi communicator: MPI_Init failed");
+    /* MPI_THREAD_MULTIPLE: the nonblocking allreduce's helper thread calls MPI on its
+     * own communicator while the caller's thread may call it on another
+     * (comm_async.c); cser_comm_iallreduce checks the level MPI provides. */
+    int provided = MPI_THREAD_SINGLE;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
+        return cser_error(CSER_ERR_COMM, "mpi communicator: MPI_Init_thread failed");
     mc_we_init = 1;
     return CSER_OK;
 }
 
-static cser_status mc_setup(mc_ctx *x, int *rank, int *size)
+static cser_status mc_setup(mc_ctx *x, MPI_Comm parent, int *rank, int *size)
 {
-    int rc = MPI_Comm_dup(MPI_COMM_WORLD, &x->comm);
+    int rc = MPI_Comm_dup(parent, &x->comm);
     if (rc != MPI_SUCCESS)
         return cser_error(CSER_ERR_COMM, "mpi communicator: MPI_Comm_dup failed (%d)", rc);
     MPI_Comm_set_errhandler(x->comm, MPI_ERRORS_RETURN);
@@ -135,7 +142,7 @@ cser_status cser_comm_mpi_create(cser_comm_t **out)
     CSER_CHECK(mc_init_mpi());
     mc_ctx *x = calloc(1, sizeof *x);
     int rank = 0, size = 1;
-    cser_status s = x ? mc_setup(x, &rank, &size)
+    cser_status s = x ? mc_setup(x, MPI_COMM_WORLD, &rank, &size)
                       : cser_error(CSER_ERR_NOMEM, "mpi communicator: out of memory");
     cser_comm_t *c = s == CSER_OK ? cser_comm_alloc(&mc_ops, x, rank, size) : NULL;
     if (s == CSER_OK && !c) {
@@ -153,3 +160,41 @@ cser_status cser_comm_mpi_create(cser_comm_t **out)
     return CSER_OK;
 }
 
+
+/* The helper's channel of the nonblocking allreduce (comm_async.c): a duplicate of
+ * this communicator (collective), used by the helper thread alone; MPI must provide
+ * MPI_THREAD_MULTIPLE, since the caller's thread goes on using MPI meanwhile. */
+static cser_status mc_dup(cser_comm_t *c, cser_comm_t **out)
+{
+    *out = NULL;
+    CSER_CHECK(cser_mpi_usable(c, "iallreduce"));
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
+    if (level < MPI_THREAD_MULTIPLE)
+        return cser_error(CSER_ERR_COMM,
+                          "iallreduce (rank %d): MPI provides thread level %d, the "
+                          "nonblocking allreduce's helper thread needs "
+                          "MPI_THREAD_MULTIPLE (%d): initialize MPI with "
+                          "MPI_Init_thread(..., MPI_THREAD_MULTIPLE, ...), or let cser "
+                          "initialize it",
+                          c->rank, level, MPI_THREAD_MULTIPLE);
+    mc_ctx *x = calloc(1, sizeof *x);
+    int rank = 0, size = 1;
+    cser_status s = x ? mc_setup(x, ((mc_ctx *)c->ctx)->comm, &rank, &size)
+                      : cser_error(CSER_ERR_NOMEM, "iallreduce: out of memory");
+    cser_comm_t *d = s == CSER_OK ? cser_comm_alloc(&mc_ops, x, rank, size) : NULL;
+    if (s == CSER_OK && !d) {
+        MPI_Comm_free(&x->comm);
+        free(x->pairs);
+        free(x->src);
+        s = cser_error(CSER_ERR_NOMEM, "iallreduce: out of memory");
+    }
+    if (s != CSER_OK) {
+        free(x);
+        return s;
+    }
+    d->fast = c->fast;
+    mc_live++;
+    *out = d;
+    return CSER_OK;
+}

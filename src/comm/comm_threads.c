@@ -61,6 +61,8 @@ struct cser_comm_group {
     char verdict_msg[512];
     float *scratch;      /* [scratch_cap] allreduce result, 64-byte aligned        */
     size_t scratch_cap;  /* floats                                                 */
+    struct cser_comm_group *side; /* the helper threads' channel (iallreduce,     */
+                                  /* comm_async.c), created by the first dup       */
 };
 
 typedef struct {
@@ -112,6 +114,7 @@ void cser_comm_group_free(cser_comm_group_t *g)
 {
     if (!g)
         return;
+    cser_comm_group_free(g->side);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     free(g->scratch);
@@ -343,12 +346,40 @@ static cser_status tc_barrier(cser_comm_t *c)
     return tc_barrier_wait(c, tc_check_barrier, "barrier");
 }
 
+/* Fails the group and its helpers' channel (if any), so that no rank waits in
+ * either for a rank that gave up. */
 static void tc_abort(cser_comm_t *c, const char *why)
 {
     cser_comm_group_t *g = ((tc_ctx *)c->ctx)->g;
     pthread_mutex_lock(&g->mu);
     tc_fail_locked(g, c->rank, why);
+    cser_comm_group_t *side = g->side;
     pthread_mutex_unlock(&g->mu);
+    if (side) {
+        pthread_mutex_lock(&side->mu);
+        tc_fail_locked(side, c->rank, why);
+        pthread_mutex_unlock(&side->mu);
+    }
+}
+
+/* The helper's channel: rank r of a second group of the same size, created by the
+ * first rank that asks (under the group's mutex) and freed with the group. */
+static cser_status tc_dup(cser_comm_t *c, cser_comm_t **out)
+{
+    cser_comm_group_t *g = ((tc_ctx *)c->ctx)->g;
+    cser_status s = CSER_OK;
+    pthread_mutex_lock(&g->mu);
+    if (!g->side)
+        s = cser_comm_group_create(g->n, &g->side);
+    if (s == CSER_OK && g->aborted) { /* a failed group's channel starts failed */
+        pthread_mutex_lock(&g->side->mu); /* the only nesting: group, then side */
+        tc_fail_locked(g->side, g->abort_rank, g->abort_msg);
+        pthread_mutex_unlock(&g->side->mu);
+    }
+    cser_comm_group_t *side = g->side;
+    pthread_mutex_unlock(&g->mu);
+    CSER_CHECK(s);
+    return cser_comm_threads_create(side, c->rank, out);
 }
 
 static void tc_free(cser_comm_t *c)
@@ -373,6 +404,7 @@ static const cser_comm_ops tc_ops = {
     .abort = tc_abort,
     .fail = tc_abort,
     .free = tc_free,
+    .dup = tc_dup,
 };
 
 cser_status cser_comm_threads_create(cser_comm_group_t *g, int rank, cser_comm_t **out)

@@ -94,7 +94,7 @@ static cser_status psync_exchange_ar(cser_psync_t *p, const cser_draw *draw, con
                           "psync: an allreduce-compatible message of %zu bytes for %zu "
                           "support elements (expected 4 bytes each)", bytes, p->sup.count);
     p->last_bytes = bytes;
-    return cser_comm_allreduce(p->comm, p->msg, p->sup.count, CSER_REDUCE_AVG);
+    return cser_psync_avg_slice(p->comm, p->comp, p->L, &p->sup, p->msg);
 }
 
 static cser_status psync_exchange_gather(cser_psync_t *p, const cser_draw *draw,

@@ -104,16 +104,23 @@ double cser_compressor_nominal_ratio(const cser_compressor_t *c, const cser_para
     if (c->params.kind == CSER_COMP_ZERO)
         return INFINITY;
     double wire = 0.0;
-    for (size_t i = 0; i < L->ntensors; i++)
-        wire += c->vt->expected(c, &L->tensors[i]);
-    if (c->vt->allreduce_compatible)
-        wire *= 4.0;
+    const int q = cser_compressor_quantized(&c->params);
+    for (size_t i = 0; i < L->ntensors; i++) {
+        const cser_tensor *t = &L->tensors[i];
+        double e = c->vt->expected(c, t);
+        if (q) /* B-bit codes, and a float scale whenever the tensor takes part */
+            wire += e * c->params.qbits / 8.0 + (t->numel ? 4.0 * e / t->numel : 0.0);
+        else
+            wire += c->vt->allreduce_compatible ? 4.0 * e : e;
+    }
     return wire > 0.0 ? 4.0 * (double)L->d / wire : INFINITY;
 }
 
 size_t cser_compressor_tensor_bytes(const cser_compressor_t *c, const cser_tensor *t,
                                     size_t support_count)
 {
+    if (c->vt->allreduce_compatible && cser_compressor_quantized(&c->params))
+        return support_count ? cser_quant_bytes(support_count, c->params.qbits) + 4 : 0;
     if (c->vt->allreduce_compatible)
         return 4 * support_count;
     return c->vt->max_tensor(c, t);

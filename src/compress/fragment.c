@@ -13,6 +13,10 @@
  *
  * Bytes: a tensor travels once per H steps, so the expected elements per call are
  * numel / H and the byte ratio is H; the largest message is one fragment (peak).
+ *
+ * q=B (2..16; 32 = off): the payload travels as B-bit codes with one float scale per
+ * tensor (docs/algorithms.md "Quantized payload"; the collective is
+ * cser_psync_avg_slice, the arithmetic quant.c): byte ratio 32 H / B.
  */
 #include <math.h>
 #include <stdio.h>
@@ -88,19 +92,29 @@ static size_t fragment_max(const cser_compressor_t *c, const cser_tensor *t)
     return t->numel;
 }
 
-static double fragment_byte_ratio(const cser_compressor_params *p) { return p->ratio; }
+/* Bits per element on the wire: the codes' width, or 32 for floats. */
+static double wire_bits(const cser_compressor_params *p)
+{
+    return cser_compressor_quantized(p) ? (double)p->qbits : 32.0;
+}
+
+static double fragment_byte_ratio(const cser_compressor_params *p)
+{
+    return p->ratio * 32.0 / wire_bits(p);
+}
 
 static void fragment_for_ratio(double target, cser_compressor_params *p)
 {
-    double h = floor(target + 0.5);
+    double h = floor(target * wire_bits(p) / 32.0 + 0.5);
     p->ratio = h < 1.0 ? 1.0 : (h > 1e9 ? 1e9 : h);
 }
 
 static cser_status bad(const char *spec, const char *tok)
 {
     return cser_error(CSER_ERR_INVALID,
-                      "compressor spec '%s': '%s': expected fragment:H[,frags=P] with "
-                      "integers H >= 1 and P >= 1 (e.g. fragment:100,frags=8)",
+                      "compressor spec '%s': '%s': expected fragment:H[,frags=P][,q=B] "
+                      "with integers H >= 1, P >= 1 and bits B in 2..16 or 32 (e.g. "
+                      "fragment:100,frags=8,q=4)",
                       spec, tok);
 }
 
@@ -117,7 +131,7 @@ static int parse_int(const char *tok, double max, double *out)
     return 1;
 }
 
-/* fragment:H[,frags=P] or fragment:frags=P. */
+/* fragment:H[,frags=P][,q=B] or fragment:frags=P[,q=B]. */
 static cser_status fragment_parse(const char *spec, char *args, cser_compressor_params *p)
 {
     int first = 1;
@@ -130,6 +144,10 @@ static cser_status fragment_parse(const char *spec, char *args, cser_compressor_
             if (!parse_int(tok + 6, 1000000.0, &x))
                 return bad(spec, tok);
             p->frags = (int)x;
+        } else if (strncmp(tok, "q=", 2) == 0) {
+            if (!parse_int(tok + 2, 32.0, &x) || ((x < 2.0 || x > 16.0) && x != 32.0))
+                return bad(spec, tok);
+            p->qbits = x == 32.0 ? 0 : (int)x;
         } else if (first) {
             if (!parse_int(tok, 1e9, &x))
                 return bad(spec, tok);
@@ -144,14 +162,17 @@ static cser_status fragment_parse(const char *spec, char *args, cser_compressor_
 
 static int fragment_format(const cser_compressor_params *p, char *buf, size_t n)
 {
+    if (cser_compressor_quantized(p))
+        return snprintf(buf, n, "fragment:%.0f,frags=%d,q=%d", p->ratio, p->frags,
+                        p->qbits);
     return snprintf(buf, n, "fragment:%.0f,frags=%d", p->ratio, p->frags);
 }
 
 const cser_compressor_vtable cser_compressor_fragment_vt = {
     .name = "fragment",
     .summary = "Streaming DiLoCo fragments: P groups of layers, each every H steps, "
-               "staggered",
-    .example = "fragment:100,frags=8",
+               "staggered; q=B: B-bit payload",
+    .example = "fragment:100,frags=8,q=4",
     .parse_args = fragment_parse,
     .format = fragment_format,
     .byte_ratio = fragment_byte_ratio,

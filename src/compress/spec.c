@@ -127,5 +127,11 @@ cser_status cser_compressor_check_params(const cser_compressor_params *p)
         return cser_error(CSER_ERR_INVALID, "%s: period %g, frags %d: expected an "
                           "integer period 1 <= H <= 1e9 and 1 <= frags <= 1000000",
                           name, p->ratio, p->frags);
+    if (p->qbits != 0 && p->qbits != 32 && (p->qbits < 2 || p->qbits > 16))
+        return cser_error(CSER_ERR_INVALID, "%s: q=%d: expected bits 2..16, or 32 "
+                          "(0) for floats", name, p->qbits);
+    if (cser_compressor_quantized(p) && p->kind != CSER_COMP_FRAGMENT)
+        return cser_error(CSER_ERR_INVALID, "%s: q=%d: only the fragment compressor "
+                          "takes a quantized payload", name, p->qbits);
     return CSER_OK;
 }

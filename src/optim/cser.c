@@ -67,6 +67,8 @@ static cser_status cser_init(cser_optim_t *o)
             return cser_error_context(s, "cser: %s", i == 0 ? "c1" : "c2");
         p->compat[i] = cser_compressor_allreduce_compatible(p->c[i]);
     }
+    if (o->ov) /* overlap=T (streaming-diloco): the reset's sync T steps late */
+        return cser_overlap_init_reset(o, p->c[0]);
     return CSER_OK;
 }
 
@@ -100,15 +102,17 @@ static int use_fused(const cser_optim_t *o, int which)
     return p->compat[which] && !(o->debug & CSER_OPTIM_DEBUG_GENERIC);
 }
 
-/* Allreduce AVG of the packed support values (none when the support is empty: every
- * worker has the same support, so every worker skips it). */
-static cser_status reduce_packed(cser_optim_t *o, float *buf, size_t count,
+/* Average of the packed support values of compressor `which` (none when the support
+ * is empty: every worker has the same support, so every worker skips it); quantized
+ * when the compressor has q=B (cser_psync_avg_slice). */
+static cser_status reduce_packed(cser_optim_t *o, int which, float *buf,
                                  cser_phase phase)
 {
-    if (count == 0)
+    cser_impl *p = o->impl;
+    if (p->sup.count == 0)
         return CSER_OK;
     cser_optim_phase_begin(o);
-    cser_status s = cser_comm_allreduce(o->comm, buf, count, CSER_REDUCE_AVG);
+    cser_status s = cser_psync_avg_slice(o->comm, p->c[which], &o->L, &p->sup, buf);
     cser_optim_phase_end(o, phase);
     return s;
 }
@@ -130,7 +134,7 @@ static cser_status update_fused(cser_optim_t *o, const cser_draw *draw, float *g
         pos = off + len;
     }
     cser_kern_step(k, o->x + pos, o->m + pos, g + pos, o->d - pos);
-    CSER_CHECK(reduce_packed(o, g, packed, CSER_PHASE_UPDATE));
+    CSER_CHECK(reduce_packed(o, 1, g, CSER_PHASE_UPDATE));
     cser_optim_sup_sub(S, g, o->x, o->aux);
     return CSER_OK;
 }
@@ -161,7 +165,7 @@ static cser_status reset_fused(cser_optim_t *o, const cser_draw *draw, float *g)
     cser_support *S = &p->sup;
     CSER_CHECK(cser_compressor_select(p->c[0], &o->L, draw, S));
     cser_optim_sup_gather_diff(S, o->x, o->aux, g);
-    CSER_CHECK(reduce_packed(o, g, S->count, CSER_PHASE_RESET));
+    CSER_CHECK(reduce_packed(o, 0, g, CSER_PHASE_RESET));
     cser_optim_sup_reset(S, g, o->x, o->aux);
     if (o->ob) { /* outer step on z (and x = z) on S: c' is the packed g */
         cser_outer ko = cser_outer_make(o);
@@ -206,6 +210,8 @@ static cser_status cser_step(cser_optim_t *o, float *g, float lr)
         CSER_CHECK(update_fused(o, &d2, g, &k));
     else
         CSER_CHECK(update_psync(o, &d2, g, &k));
+    if (o->ov) /* overlap=T: started here, applied T steps later (overlap.c) */
+        return cser_overlap_reset(o, &d1);
     if (o->step % (uint64_t)o->cfg.h != 0)
         return CSER_OK;
     if (use_fused(o, 0))

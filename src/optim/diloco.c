@@ -8,7 +8,8 @@
  *
  * This row only gives the name and the paper's defaults: H = 500, inner=adamw,
  * outer=nesterov with olr = 0.7, omom = 0.9; the step is local SGD's (local_sgd.c)
- * and the outer step is outer.c's. R_C = H, as for local SGD.
+ * and the outer step is outer.c's. R_C = H, as for local SGD. overlap=T applies each
+ * average T steps after it started (overlap.c).
  */
 #include "optim/optim_impl.h"
 
@@ -21,6 +22,11 @@ static void diloco_defaults(cser_optim_config *c)
     c->outer = CSER_OUTER_NESTEROV;
     c->olr = 0.7;
     c->omom = 0.9;
+}
+
+static cser_status diloco_validate(const cser_optim_config *c)
+{
+    return cser_optim_validate_overlap_h(c, "diloco");
 }
 
 /* R_C = H: one full average per H steps. */
@@ -41,9 +47,10 @@ static double diloco_nominal(const cser_optim_config *c, const cser_params *L)
 const cser_optim_method cser_method_diloco = {
     .name = "diloco",
     .summary = "DiLoCo: local SGD with inner AdamW and outer Nesterov (H = 500)",
-    .keys = CSER_KEY_BIT(CSER_KEY_H),
+    .keys = CSER_KEY_BIT(CSER_KEY_H) | CSER_KEY_BIT(CSER_KEY_OVERLAP),
     .default_rc = 500.0,
     .defaults = diloco_defaults,
+    .validate = diloco_validate,
     .for_ratio = diloco_for_ratio,
     .nominal_ratio = diloco_nominal,
     .ops = &cser_ops_local_sgd,

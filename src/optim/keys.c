@@ -28,5 +28,7 @@ const cser_optim_key cser_optim_keys[CSER_KEY_COUNT] = {
     [CSER_KEY_OUTER] = {"outer", CSER_KEYT_CHOICE, F(outer), 0, 1, NULL, outer_names},
     [CSER_KEY_OLR] = {"olr", CSER_KEYT_DOUBLE, F(olr), 0, 1, NULL, NULL},
     [CSER_KEY_OMOM] = {"omom", CSER_KEYT_DOUBLE, F(omom), 0, 1, NULL, NULL},
+    /* Overlapped synchronization (issue 15): the rows that take it name it. */
+    [CSER_KEY_OVERLAP] = {"overlap", CSER_KEYT_STEPS, F(overlap), 0, 1, NULL, NULL},
 };
 

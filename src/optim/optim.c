@@ -14,14 +14,17 @@
  *   40      8     step counter t
  *   48      4     number of vectors V (x, m, then aux, aux2 when the method has them,
  *                 then v with inner=adamw, then the outer momentum and, for methods
- *                 without a synchronized model, its snapshot, with outer=nesterov)
- *   52      4     zero
+ *                 without a synchronized model, its snapshot, with outer=nesterov,
+ *                 then with overlap=T > 0 what the pending sync sent, overlap.c)
+ *   52      4     the largest bytes this worker sent in one step so far (stats
+ *                 peak_bytes_step, saturating at 2^32 - 1; 0 in earlier states)
  *   56      256   the formatted configuration, NUL-padded (for error messages)
  *   312     4*d*V the vectors, in that order
  *
  * Random streams need no saving: every draw is a pure function of
  * (seed, step, salt, rank) (counter-based generator, rng.h), and the step is saved.
- * Statistics are not part of the state. Load checks every header field and the size
+ * Statistics are not part of the state, but for the peak bytes of a step (a maximum
+ * over the whole run, which a resumed run could not rebuild). Load checks every header field and the size
  * before it writes anything, so a failed load leaves the optimizer unchanged.
  * The inner and outer optimizers' vectors only exist for configurations that name
  * them (inner=adamw, outer=nesterov), whose formatted text, and so fingerprint, no
@@ -96,6 +99,8 @@ static cser_status alloc_vectors(cser_optim_t *o, const float *x0)
         memcpy(o->aux2, x0, o->d * sizeof(float));
     if (o->os)
         memcpy(o->os, x0, o->d * sizeof(float));
+    if (o->cfg.overlap > 0)
+        return cser_overlap_create(o);
     return CSER_OK;
 }
 
@@ -133,6 +138,7 @@ void cser_optim_free(cser_optim_t *o)
 {
     if (!o)
         return;
+    cser_overlap_free(o); /* waits for a sync in flight (its buffers) */
     if (o->meth && o->meth->ops->fini)
         o->meth->ops->fini(o);
     cser_free_floats(o->x);
@@ -154,6 +160,15 @@ int cser_optim_is_local(const cser_optim_t *o) { return o->meth->ops->is_local; 
 
 /* ---- stepping and phases ---- */
 
+/* Bytes sent over every phase. */
+static uint64_t stats_sent(const cser_optim_stats *st)
+{
+    uint64_t b = 0;
+    for (int p = 0; p < CSER_PHASE_COUNT; p++)
+        b += st->bytes_sent[p];
+    return b;
+}
+
 cser_status cser_optim_step(cser_optim_t *o, float *grads, float lr)
 {
     if (!o || !grads)
@@ -165,7 +180,11 @@ cser_status cser_optim_step(cser_optim_t *o, float *grads, float lr)
                           (double)lr);
     o->step++;
     o->stats.steps = o->step;
+    uint64_t sent0 = stats_sent(&o->stats);
     cser_status s = o->meth->ops->step(o, grads, lr);
+    uint64_t sent = stats_sent(&o->stats) - sent0;
+    if (sent > o->stats.peak_bytes_step)
+        o->stats.peak_bytes_step = sent;
     if (s != CSER_OK)
         return cser_error_context(s, "%s step %llu", cser_method_name(o->cfg.kind),
                                   (unsigned long long)o->step);
@@ -226,10 +245,11 @@ cser_status cser_optim_eval_model(cser_optim_t *o, float *out)
 /* ---- state blob ---- */
 
 /* The vectors of the state blob, in blob order; absent ones are NULL. */
-#define STATE_MAXVEC 7
+#define STATE_MAXVEC 8
 static void state_vecs(const cser_optim_t *o, float *out[STATE_MAXVEC])
 {
-    float *v[STATE_MAXVEC] = {o->x, o->m, o->aux, o->aux2, o->v, o->ob, o->os};
+    float *v[STATE_MAXVEC] = {o->x,  o->m,  o->aux, o->aux2,
+                              o->v,  o->ob, o->os,  cser_overlap_state_vec(o)};
     memcpy(out, v, sizeof v);
 }
 
@@ -263,7 +283,9 @@ cser_status cser_optim_save(const cser_optim_t *o, void *buf, size_t cap,
                           cap, need);
     unsigned char *b = buf;
     uint32_t ver = CSER_OPTIM_STATE_VERSION, kind = (uint32_t)o->cfg.kind;
-    uint32_t nvec = state_nvec(o), zero = 0;
+    uint32_t nvec = state_nvec(o);
+    uint32_t peak = o->stats.peak_bytes_step > UINT32_MAX ? UINT32_MAX
+                                                          : (uint32_t)o->stats.peak_bytes_step;
     uint64_t cfp = config_fingerprint(&o->cfg), lfp = cser_params_fingerprint(&o->L);
     uint64_t d = o->d, step = o->step;
     put(b, 0, state_magic, 8);
@@ -274,7 +296,7 @@ cser_status cser_optim_save(const cser_optim_t *o, void *buf, size_t cap,
     put(b, 32, &d, 8);
     put(b, 40, &step, 8);
     put(b, 48, &nvec, 4);
-    put(b, 52, &zero, 4);
+    put(b, 52, &peak, 4);
     char text[STATE_CFG_BYTES];
     memset(text, 0, sizeof text);
     cser_optim_format(&o->cfg, text, sizeof text);
@@ -293,7 +315,7 @@ cser_status cser_optim_save(const cser_optim_t *o, void *buf, size_t cap,
 }
 
 typedef struct {
-    uint32_t ver, kind, nvec;
+    uint32_t ver, kind, nvec, peak;
     uint64_t cfp, lfp, d, step;
     char text[STATE_CFG_BYTES]; /* formatted configuration, NUL-terminated */
 } state_header;
@@ -317,6 +339,7 @@ static cser_status read_header(const void *buf, size_t bytes, state_header *h)
     memcpy(&h->d, b + 32, 8);
     memcpy(&h->step, b + 40, 8);
     memcpy(&h->nvec, b + 48, 4);
+    memcpy(&h->peak, b + 52, 4);
     memcpy(h->text, b + 56, STATE_CFG_BYTES);
     h->text[STATE_CFG_BYTES - 1] = '\0';
     return CSER_OK;
@@ -375,6 +398,7 @@ cser_status cser_optim_load(cser_optim_t *o, const void *buf, size_t bytes)
         }
     o->step = h.step;
     o->stats.steps = h.step;
-    return CSER_OK;
+    o->stats.peak_bytes_step = h.peak;
+    return cser_overlap_after_load(o); /* the sync pending at this step, if any */
 }
 

@@ -50,6 +50,7 @@ struct cser_optim {
     cser_comm_stats mark;           /* communicator counters at the phase start      */
     unsigned debug;                 /* CSER_OPTIM_DEBUG_* bits                       */
     void *impl;                     /* method-private (compressors, supports, psync) */
+    struct cser_overlap *ov;        /* overlap=T > 0: the sync in flight (overlap.c) */
 };
 
 /* ---- the keys of a method spec (spec.c) ----
@@ -74,6 +75,7 @@ enum {
     CSER_KEY_OUTER,
     CSER_KEY_OLR,
     CSER_KEY_OMOM,
+    CSER_KEY_OVERLAP,
     CSER_KEY_COUNT
 };
 #define CSER_KEY_BIT(k) (1u << (k))
@@ -89,7 +91,8 @@ typedef enum {
     CSER_KEYT_DOUBLE, /* double (ranges: cser_optim_validate)              */
     CSER_KEYT_BOOL,   /* int, 0 or 1                                       */
     CSER_KEYT_U64,    /* uint64_t                                          */
-    CSER_KEYT_CHOICE  /* int, the index of the value in the row's choices  */
+    CSER_KEYT_CHOICE, /* int, the index of the value in the row's choices  */
+    CSER_KEYT_STEPS   /* int in [0, 1e9] (a number of steps)               */
 } cser_optim_key_type;
 
 typedef struct {
@@ -257,6 +260,39 @@ void cser_outer_kern(const cser_outer *k, const float *c, float *b, float *y, fl
 /* The same on the runs of sup, c packed in run order (y, y2, b: full vectors). */
 void cser_outer_sup(const cser_outer *k, const cser_support *sup, const float *c,
                     float *b, float *y, float *y2);
+
+/* ---- overlapped synchronization (docs/algorithms.md "Overlapped
+ * synchronization"): overlap.c ----
+ * With overlap = T > 0 a sync started at step t (its allreduce on the communicator's
+ * helper thread, cser_comm_iallreduce) is applied at step t + T, after that step's
+ * local step: the synchronized model moves by the average (and the outer step), and
+ * the worker keeps the local progress it made since t:
+ *     x_i <- y_new + (x_i(t + T) - x_i(t))
+ * on the synchronized coordinates. One sync is in flight at a time (T below the
+ * smallest gap between two syncs, checked at create). The state blob carries what the
+ * sync sent (x_i(t) on its coordinates), so a checkpoint taken with a sync in flight
+ * resumes bitwise: the collective is started again from the same values. */
+typedef struct cser_overlap cser_overlap;
+
+/* Allocates o->ov (optim.c, when cfg.overlap > 0); free waits for a sync in flight. */
+cser_status cser_overlap_create(cser_optim_t *o);
+void cser_overlap_free(cser_optim_t *o);
+/* The vector of the state blob (what the pending sync sent), or NULL. */
+float *cser_overlap_state_vec(const cser_optim_t *o);
+/* After a load: waits for (and drops) a sync in flight, then finds the pending sync
+ * of the loaded step (to be started again by the next step). */
+cser_status cser_overlap_after_load(cser_optim_t *o);
+/* CSER's fused reset with an allreduce-compatible C1 (cser.c): checks at create that
+ * T is below the smallest gap between two non-empty reset supports of C1. */
+cser_status cser_overlap_init_reset(cser_optim_t *o, cser_compressor_t *c1);
+/* local SGD (local_sgd.c): after the local step of step t. */
+cser_status cser_overlap_local_sgd(cser_optim_t *o, float *g);
+/* CSER's reset (cser.c), after the update of step t: applies a sync due at t, then,
+ * at a reset step, starts the sync of C1's support of draw d1. */
+cser_status cser_overlap_reset(cser_optim_t *o, const cser_draw *d1);
+
+/* local_sgd.c: overlap=T < h (the rows of local-sgd and diloco; name: the row's). */
+cser_status cser_optim_validate_overlap_h(const cser_optim_config *c, const char *name);
 
 /* ---- shared by the method files: method_util.c ---- */
 /* Rows' warm-up ratios: H; R(C); R(C) H; R(C2), or R(C1) H where C2 sends nothing.

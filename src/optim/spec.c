@@ -175,6 +175,15 @@ static cser_status set_key(cser_optim_config *c, int key, const char *v, int *ki
         *(int *)field(c, key) = (int)n;
         return CSER_OK;
     case CSER_KEYT_DOUBLE: return parse_double(kn, v, field(c, key));
+    case CSER_KEYT_STEPS:
+        CSER_CHECK(parse_long(kn, v, &n));
+        if (n < 0 || n > 1000000000LL)
+            return cser_error(CSER_ERR_INVALID,
+                              "optimizer spec: %s=%s: expected a number of steps in "
+                              "[0, 1e9]",
+                              kn, v);
+        *(int *)field(c, key) = (int)n;
+        return CSER_OK;
     case CSER_KEYT_BOOL:
         CSER_CHECK(parse_long(kn, v, &n));
         if (n != 0 && n != 1)
@@ -380,6 +389,15 @@ cser_status cser_optim_validate(const cser_optim_config *c)
         return cser_error(CSER_ERR_INVALID, "%s: nesterov must be 0 or 1, found %d",
                           m->name, c->nesterov);
     CSER_CHECK(validate_inner_outer(c, m));
+    if (c->overlap < 0 || c->overlap > 1000000000)
+        return cser_error(CSER_ERR_INVALID,
+                          "%s: overlap must be a number of steps in [0, 1e9], found %d",
+                          m->name, c->overlap);
+    if (c->overlap != 0 && !(m->keys & CSER_KEY_BIT(CSER_KEY_OVERLAP)))
+        return cser_error(CSER_ERR_INVALID,
+                          "%s: overlap=%d: this method has no overlapped "
+                          "synchronization (local-sgd, diloco and streaming-diloco do)",
+                          m->name, c->overlap);
     for (int k = 0; k < CSER_KEY_COUNT; k++)
         if ((m->keys & CSER_KEY_BIT(k)) && cser_optim_keys[k].type == CSER_KEYT_COMP)
             CSER_CHECK(need_comp(c, m->name, k));
@@ -402,6 +420,7 @@ static int is_default(const cser_optim_config *c, const cser_optim_config *d, in
     switch (cser_optim_keys[key].type) {
     case CSER_KEYT_COMP: return strcmp(a, b) == 0;
     case CSER_KEYT_PERIOD:
+    case CSER_KEYT_STEPS:
     case CSER_KEYT_BOOL: return *(const int *)a == *(const int *)b;
     case CSER_KEYT_DOUBLE: return *(const double *)a == *(const double *)b;
     case CSER_KEYT_U64: return *(const uint64_t *)a == *(const uint64_t *)b;
@@ -418,6 +437,7 @@ static int format_key(const cser_optim_config *c, int key, char *buf, size_t n)
     switch (cser_optim_keys[key].type) {
     case CSER_KEYT_COMP: return snprintf(buf, n, "%s=%s", kn, (const char *)v);
     case CSER_KEYT_PERIOD:
+    case CSER_KEYT_STEPS:
     case CSER_KEYT_BOOL: return snprintf(buf, n, "%s=%d", kn, *(const int *)v);
     case CSER_KEYT_DOUBLE:
         fmt_double(*(const double *)v, num, sizeof num);

@@ -10,7 +10,13 @@
  *
  * Defaults: c = fragment:100,frags=8 (H = 100 inner steps; P = 8 fragments gave the
  * paper's 8x lower peak bandwidth), inner=adamw, outer=nesterov, olr = 0.7, omom =
- * 0.9 (DiLoCo's outer optimizer). R_C = H, the fragment compressor's byte ratio.
+ * 0.9 (DiLoCo's outer optimizer). R_C = H, the fragment compressor's byte ratio. The
+ * paper's body (its tables) was out of the tools' reach: which of these it confirms
+ * is in docs/algorithms.md. The quantized payload (q=B, the paper's 4 bits) is a key
+ * of the fragment compressor, off by default (R_C = 32 H / B with it; a c that names
+ * q names its arguments, so a target ratio leaves it as written).
+ * overlap=T: a fragment's sync is applied T inner steps after it started, the paper's
+ * overlap of communication with the next inner steps (overlap.c).
  */
 #include "optim/optim_impl.h"
 
@@ -46,6 +52,11 @@ static cser_status sd_validate(const cser_optim_config *c)
     if (strcmp(c->c2, "zero") != 0)
         return cser_error(CSER_ERR_INVALID,
                           "streaming-diloco: C2 must be zero, found '%s'", c->c2);
+    if (c->overlap > 0 && c->overlap >= p.ratio) /* the gap per layout: at create */
+        return cser_error(CSER_ERR_INVALID,
+                          "streaming-diloco: overlap=%d must be less than the fragment "
+                          "period H=%.0f",
+                          c->overlap, p.ratio);
     return CSER_OK;
 }
 
@@ -72,9 +83,10 @@ static double sd_nominal(const cser_optim_config *c, const cser_params *L)
 
 const cser_optim_method cser_method_streaming_diloco = {
     .name = "streaming-diloco",
-    .summary = "Streaming DiLoCo: fragments synced every H steps, staggered (AdamW, "
-               "outer Nesterov)",
-    .keys = CSER_KEY_BIT(CSER_KEY_C),
+    .summary = "Streaming DiLoCo: P = 8 fragments, each synced every H = 100 steps, "
+               "staggered; c=fragment:H,frags=P,q=4 for 4-bit payloads, overlap=T "
+               "(AdamW, outer Nesterov 0.7/0.9)",
+    .keys = CSER_KEY_BIT(CSER_KEY_C) | CSER_KEY_BIT(CSER_KEY_OVERLAP),
     .default_rc = 100.0,
     .defaults = sd_defaults,
     .validate = sd_validate,

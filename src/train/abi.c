@@ -45,7 +45,7 @@ static const abi_entry abi_table[] = {
     ABI_F(cser_compressor_params, r0), ABI_F(cser_compressor_params, r1),
     ABI_F(cser_compressor_params, p), ABI_F(cser_compressor_params, flat),
     ABI_F(cser_compressor_params, levels), ABI_F(cser_compressor_params, bucket),
-    ABI_F(cser_compressor_params, frags),
+    ABI_F(cser_compressor_params, frags), ABI_F(cser_compressor_params, qbits),
 
     ABI_T(cser_comm_stats),
     ABI_F(cser_comm_stats, bytes_sent), ABI_F(cser_comm_stats, bytes_recv),
@@ -65,12 +65,13 @@ static const abi_entry abi_table[] = {
     ABI_F(cser_optim_config, inner), ABI_F(cser_optim_config, beta1),
     ABI_F(cser_optim_config, beta2), ABI_F(cser_optim_config, eps),
     ABI_F(cser_optim_config, outer), ABI_F(cser_optim_config, olr),
-    ABI_F(cser_optim_config, omom),
+    ABI_F(cser_optim_config, omom), ABI_F(cser_optim_config, overlap),
 
     ABI_T(cser_optim_stats),
     ABI_F(cser_optim_stats, steps), ABI_F(cser_optim_stats, bytes_sent),
     ABI_F(cser_optim_stats, bytes_recv), ABI_F(cser_optim_stats, messages),
     ABI_F(cser_optim_stats, comm_s), ABI_F(cser_optim_stats, modeled_s),
+    ABI_F(cser_optim_stats, peak_bytes_step),
 };
 
 static const abi_entry *abi_find(const char *type, const char *field)

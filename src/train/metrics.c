@@ -19,11 +19,13 @@ const char *const train_metric_columns[] = {"event",          "step",
                                             "bytes_down",     "messages",
                                             "compute_s",      "comm_s",
                                             "modeled_comm_s", "modeled_total_s",
-                                            "wall_s",         NULL};
+                                            "wall_s",         "peak_bytes_step",
+                                            NULL};
 
 struct train_metrics {
     FILE *csv;
     FILE *jsonl;
+    uint64_t peak; /* the last column (train_metrics_set_peak) */
     char csv_path[CSER_TRAIN_PATH + 32];
 };
 
@@ -131,7 +133,7 @@ static void num(char *buf, size_t n, double x, int json)
                  json ? "null" : (isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf")));
 }
 
-static void write_row(FILE *f, const train_row *r, int json)
+static void write_row(FILE *f, const train_row *r, uint64_t peak, int json)
 {
     double vals[] = {r->epoch, r->lr, r->train_loss, r->test_loss, r->test_acc};
     const char *names[] = {"epoch", "lr", "train_loss", "test_loss", "test_acc"};
@@ -157,16 +159,24 @@ static void write_row(FILE *f, const train_row *r, int json)
         num(b, sizeof b, times[i], json);
         fprintf(f, json ? ", \"%s\": %s" : ",%.0s%s", tnames[i], b);
     }
-    fprintf(f, json ? "}\n" : "\n");
+    /* appended after the others, so that readers by position keep working */
+    fprintf(f, json ? ", \"peak_bytes_step\": %llu}\n" : ",%llu\n",
+            (unsigned long long)peak);
 }
 
 cser_status train_metrics_write(train_metrics *m, const train_row *r)
 {
-    write_row(m->csv, r, 0);
-    write_row(m->jsonl, r, 1);
+    write_row(m->csv, r, m->peak, 0);
+    write_row(m->jsonl, r, m->peak, 1);
     if (fflush(m->csv) != 0 || fflush(m->jsonl) != 0)
         return train_io_error("cannot write", m->csv_path);
     return CSER_OK;
+}
+
+void train_metrics_set_peak(train_metrics *m, uint64_t peak_bytes_step)
+{
+    if (m)
+        m->peak = peak_bytes_step;
 }
 
 void train_metrics_close(train_metrics *m)

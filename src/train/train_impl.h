@@ -76,6 +76,9 @@ typedef struct train_metrics train_metrics;
 cser_status train_metrics_open(const char *dir, long resume_step, train_metrics **out);
 /* Appends one row to both files and flushes them. */
 cser_status train_metrics_write(train_metrics *m, const train_row *r);
+/* The value of the last column, peak_bytes_step (worker 0's cser_optim_stats
+ * peak_bytes_step), for the rows written from now on; 0 until set. */
+void train_metrics_set_peak(train_metrics *m, uint64_t peak_bytes_step);
 void train_metrics_close(train_metrics *m);
 
 /* Column names of metrics.csv, in order, NULL-terminated. */

@@ -127,6 +127,9 @@ static cser_status emit_row(train_worker *w, const char *event, double test_loss
         event,       w->step,  epoch_of(w, w->step), w->lr,        w->last_train_loss,
         test_loss,   test_acc, h.bytes_up,           h.bytes_down, h.messages,
         h.compute_s, h.comm_s, h.modeled_comm_s,     h.wall_s};
+    cser_optim_stats st;
+    cser_optim_get_stats(w->opt, &st);
+    train_metrics_set_peak(w->metrics, st.peak_bytes_step);
     if (strcmp(event, "final")) {
         /* no training step yet (the step-0 row): no training loss to show */
         char tl[32] = "-";
@@ -371,6 +374,7 @@ static void fill_result(train_worker *w)
     r->wall_s = h.wall_s;
     cser_optim_stats st;
     cser_optim_get_stats(w->opt, &st);
+    r->peak_bytes_step = st.peak_bytes_step;
     for (int p = 0; p < CSER_PHASE_COUNT; p++) {
         r->phase_comm_s[p] = st.comm_s[p] - w->stats0.comm_s[p];
         r->phase_modeled_s[p] = st.modeled_s[p] - w->stats0.modeled_s[p];
