@@ -24,7 +24,9 @@
 #                     rtc_hwloc_vmhole none: the daemons then do not share
 #                     their hwloc topology through a mapping at a fixed address
 #                     (that mapping made orted segfault in hwloc_shmem_topology_write
-#                     in about half of the runs, inside the lab's namespaces)
+#                     in about half of the runs, inside the lab's namespaces), and
+#                     hwloc_base_binding_policy none: every node is this machine,
+#                     and Open MPI's default binding put every rank on core 0
 #   --quiet           no progress lines on stderr (the latency line is still printed)
 #   --id-file F       write the lab's id to F once it is up: its namespaces are ID-sw
 #                     (switch: data ports p0.., control ports c0..), ID-hd (mpirun),
@@ -267,6 +269,10 @@ EOF
 chmod +x "$STATE/rsh"
 [[ " ${MCA[*]} " == *" mpi_yield_when_idle "* ]] || MCA+=(--mca mpi_yield_when_idle 1)
 [[ " ${MCA[*]} " == *" rtc_hwloc_vmhole "* ]] || MCA+=(--mca rtc_hwloc_vmhole none)
+# Every "node" of the lab is this machine: Open MPI's default binding (a rank to the
+# first core of its node, for 2 ranks or fewer) would put every rank on core 0.
+[[ " ${MCA[*]} " == *" hwloc_base_binding_policy "* ]] ||
+    MCA+=(--mca hwloc_base_binding_policy none)
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
 export NETLAB_ADDRS="${ADDRS[*]}" NETLAB_LATENCY_S="$LAT_MEAS" NETLAB_BANDWIDTH_BPS="$BPS"
 say "mpirun -np $RANKS (btl self,tcp over lab0, control over ctl0; time limit ${LIMIT}s): $*"
