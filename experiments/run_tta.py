@@ -7,7 +7,7 @@ batch 32 per worker, 1 epoch, --warmup auto for every method, modeled network 1 
 (100 Mbit/s derived from the same rows by experiments/report_tta.py).
 Study F: Fashion-MNIST cnn at a budget where SGD has flattened (item 4 of the issue).
 
-Phases (default order: w1 wseeds wrest fixw f1 fbudget fseeds):
+Phases (default order: w1 wseeds wrest fixw fbudget fseeds):
   w1      seed 1: the lr walk of SGD, then CSER at R_C 256, 1024 and 16
   wseeds  seeds 2 and 3 of SGD and CSER at 256 and 1024, at the chosen lr
   wrest   seed 1: the lr walk of local SGD, EF-SGD, QSparse, CSEA, CSER-PL at 256,
@@ -28,15 +28,15 @@ walk goes below the lowest lr tried. The chosen lr is the best seed-1 final accu
 0.00625) were made with an earlier order (start two grid steps below SGD, the lower
 neighbour first); the walk's stopping rule is the same, so the recorded runs stand.
 
-Not here yet (a later session, with scripts/netlab.sh of issue 11): the measured half
-of the issue (item 3b). The plan: a phase per shaped link (1 Gbit/s, 100 Mbit/s) that
-runs, for each configuration of study W at its chosen lr, `mpirun -np 4 ... cser train
---backend mpi --batch 64` (4 ranks x 64 = study W's 256 images per step) inside the lab,
-into experiments/runs/LAB1G/ and LAB100M/ with the same naming; metrics.csv then holds
-both the measured wall clock (wall_s) and the modeled time of the same run, which
-report_tta.py can turn into `source=measured` rows next to the modeled ones; PyTorch
-DDP and DDP + PowerSGD (bench/ddp_torch.py grown to cnn-wide and to one process per
-namespace) on the same links.
+Study P and the lab (item 3b; the lab phases need root, scripts/netlab.sh):
+  p1        study P: 2 in-process workers x batch 32, cnn-wide, 1 epoch: the lr walk of
+            SGD, then CSER at R_C 256 and 1024
+  lab1g     P's chosen SGD and CSER runs on the lab, 2 ranks, 1 Gbit/s (LAB1G/)
+  labref1g  PyTorch DDP and DDP + PowerSGD rank 4 on the same links (experiments/
+            ddp_tta.py through experiments/run_ddp_lab.sh), at P's SGD lr
+  lab100m   the lab1g runs on 100 Mbit/s (LAB100M/); SGD stops at its target
+  labref100m  the PyTorch runs on 100 Mbit/s, stopping at SGD's final - 1
+Run them with CPU priority (nice -n -20): docs/netlab.md.
 
 Each run writes experiments/runs/<study>/<method>_rc<R>_lr<lr>_s<seed>_iid/
 (config.json, metrics.csv, exit.txt). A run whose metrics.csv ends with a `final` or
