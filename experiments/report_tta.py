@@ -348,6 +348,10 @@ LAB_WORKLOAD = "fashion-mnist/cnn-wide/2x32-lab"
 REFS = [("ddp", 1, "", "PyTorch DDP (gloo)"), ("ddp-psgd", 1, "_r4", "DDP + PowerSGD rank 4")]
 
 
+def fmt1(v):
+    return "%.1f" % float(v) if v not in (None, "") else "-"
+
+
 def lab_time_to(run, target, col):
     """(step, seconds in column col) at the first evaluation reaching target."""
     for row in run["rows"]:
@@ -360,7 +364,9 @@ def lab_time_to(run, target, col):
 
 def study_lab(p_runs, labs):
     """Study P (2 in-process workers, the lr walk) and its runs on the network lab:
-    measured wall clock against the modeled time of the same runs."""
+    measured wall clock on the lab against the modeled time of the same configuration
+    (study P's run: the same bits, its compute and the network model at the link's
+    rate)."""
     lines, csv_rows = [], []
     sgd_lr = chosen_lr(p_runs, "sgd", 1)
     if sgd_lr is None:
@@ -368,59 +374,83 @@ def study_lab(p_runs, labs):
     sgd = sel(p_runs, "sgd", 1, lr=sgd_lr, seed=1)[0]
     final = sgd["acc"]
     confs = [("sgd", 1), ("cser", 256), ("cser", 1024)]
-    lines += ["### Study P and the lab: 2 ranks x batch 32, cnn-wide, 1 epoch", "",
+    lines += ["### Study P and the lab: 2 ranks x batch 32, cnn-wide, 1 epoch (938 steps)", "",
               "SGD (lr %s): final test accuracy %.2f%% (study P, 2 in-process workers; the "
-              "lab's MPI runs are the same bits). Times are rank 0's training wall clock "
-              "(`wall_s`: evaluations excluded) and the modeled time of the same run "
-              "(`modeled_total_s`: its CPU time in compute plus the network model at the "
-              "lab's rate and measured latency)." % (sgd_lr, final), ""]
+              "lab's MPI runs give the same bits). **Measured**: rank 0's training wall "
+              "clock on the lab (`wall_s`: set-up and evaluations excluded) at the first "
+              "evaluation (every 94 steps) reaching the target. **Modeled**: the same "
+              "configuration's study-P run, worker 0's compute (thread CPU time) plus the "
+              "network model at the link's rate (`--net-bandwidth 1G`, 50 us per message, "
+              "TCP framing; 100 Mbit/s: the bytes term x10). PyTorch rows: measured only."
+              % (sgd_lr, final), ""]
     for d in (1.0, 3.0):
         target = final - d
         lines += ["#### Time to %.2f%% (SGD's final - %g)" % (target, d), "",
                   "| method | R_C | lr | link | step | measured (s) | speedup measured | "
-                  "modeled (s) | speedup modeled | measured / modeled |",
+                  "modeled (s) | speedup modeled | measured / modeled speedup |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for study, net in LAB_NETS:
+            bw = dict(NETWORKS)[net]
             base = {}
             items = [(m, rc, chosen_lr(p_runs, m, rc), "", m) for m, rc in confs]
             items += [(m, rc, None, ex, label) for m, rc, ex, label in REFS]
             for m, rc, lr, extra, label in items:
                 cand = [r for r in labs[study] if r["method"] == m and r["rc"] == rc and
                         r["extra"] == extra and (lr is None or r["lr"] == lr)]
+                pr = sel(p_runs, m, rc, lr=lr, seed=1) if m[:3] != "ddp" else []
                 if not cand:
                     continue
                 r = cand[0]
                 meas = lab_time_to(r, target, "wall_s")
-                mod = lab_time_to(r, target, "modeled_total_s") if m[:3] != "ddp" else None
+                mod = time_to(pr[0], target, bw) if pr else None
                 if m == "sgd" and meas:
-                    base = {"meas": meas[1], "mod": mod[1] if mod else None}
+                    base = {"meas": meas[1], "mod": mod}
                 sp_meas = base["meas"] / meas[1] if meas and base.get("meas") else 0.0
-                sp_mod = base["mod"] / mod[1] if mod and base.get("mod") else 0.0
+                sp_mod = base["mod"] / mod if mod and base.get("mod") else 0.0
                 csv_rows.append([LAB_WORKLOAD, net, label if m[:3] == "ddp" else m, rc,
                                  "%.2f" % target, "%.2f" % meas[1] if meas else "",
                                  "%.2f" % sp_meas, "measured"])
-                if m[:3] != "ddp":
+                if pr:
                     csv_rows.append([LAB_WORKLOAD, net, m, rc, "%.2f" % target,
-                                     "%.2f" % mod[1] if mod else "", "%.2f" % sp_mod,
+                                     "%.2f" % mod if mod else "", "%.2f" % sp_mod,
                                      "modeled"])
+                stopped = r["rows"][-1]["event"] not in ("final", "diverged")
                 lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                    label, rc, r["lr"], net, meas[0] if meas else "not reached",
+                    label, rc, r["lr"], net,
+                    meas[0] if meas else ("not reached (stopped at step %s)" %
+                                          r["rows"][-1]["step"] if stopped else "not reached"),
                     "%.1f" % meas[1] if meas else "-", "%.2fx" % sp_meas if meas else "-",
-                    "%.1f" % mod[1] if mod else "-", "%.2fx" % sp_mod if mod else "-",
-                    "%.2f" % (sp_meas / sp_mod) if meas and mod and sp_mod else "-"))
+                    "%.1f" % mod if mod else "-", "%.2fx" % sp_mod if mod else "-",
+                    "%.2f" % (sp_meas / sp_mod) if meas and mod and sp_mod and m != "sgd"
+                    else "-"))
         lines.append("")
-    lines += ["#### The lab runs: final accuracy, per-step times", "",
-              "| link | method | R_C | lr | steps | final acc (%) | wall (s) | modeled (s) | "
-              "compute (s) | in collectives (s) | MB sent |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["#### The lab runs", "",
+              "Per run: the last row of metrics.csv (a 100 Mbit/s SGD or PyTorch run stops at "
+              "its target: its last row is that evaluation). `modeled (lab run)` is the "
+              "run's own `modeled_total_s`; these runs were recorded before compute_s "
+              "stopped counting the CPU time inside collectives, and an MPI rank polls while "
+              "it waits, so for SGD it counts most of the allreduce twice (the tables above "
+              "use study P's modeled time instead).", "",
+              "| link | method | R_C | lr | steps | acc (%) | wall (s) | modeled (lab run, s) | "
+              "compute (s) | in collectives (s) | MB sent | load avg at start, end |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for study, net in LAB_NETS:
         for r in labs[study]:
             x = r["rows"][-1]
-            lines.append("| %s | %s%s | %d | %s | %s | %s | %.1f | %s | %s | %s | %s |" % (
+            load = "-"
+            try:
+                with open(os.path.join(r["dir"], "exit.txt")) as f:
+                    mt = re.search(r"load average ([0-9.]+) at the start, ([0-9.]+)", f.read())
+                if mt:
+                    load = "%s, %s" % mt.groups()
+            except OSError:
+                pass
+            lines.append("| %s | %s%s | %d | %s | %s | %s | %.1f | %s | %s | %s | %s | %s |" % (
                 net, r["method"], r["extra"], r["rc"], r["lr"], x["step"],
-                "%.2f" % r["acc"] if x["event"] == "final" else "stopped at %.2f" % r["acc"],
-                float(x["wall_s"]), x["modeled_total_s"] or "-", x["compute_s"] or "-",
-                x["comm_s"] or "-",
-                "%.1f" % (float(x["bytes_up"]) / 1e6) if x["bytes_up"] else "-"))
+                "%.2f" % r["acc"] if x["event"] == "final" else "%.2f (stopped)" % r["acc"],
+                float(x["wall_s"]), fmt1(x["modeled_total_s"]), fmt1(x["compute_s"]),
+                fmt1(x["comm_s"]),
+                "%.1f" % (float(x["bytes_up"]) / 1e6) if x["bytes_up"] else "-", load))
     return lines + [""] + lr_table(p_runs, "P") + [""], csv_rows
 
 
