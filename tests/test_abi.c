@@ -31,6 +31,7 @@ static void test_sizes_and_offsets(void **state)
     CHECK_F(cser_compressor_params, frags);
     CHECK_F(cser_compressor_params, qbits);
     CHECK_F(cser_comm_stats, wait_s);
+    CHECK_F(cser_comm_stats, cpu_s);
     CHECK_F(cser_netmodel, tcp_framing);
     CHECK_F(cser_optim_config, c2);
     CHECK_F(cser_optim_config, omom);
@@ -73,7 +74,7 @@ static void test_fields_tile_the_structs(void **state)
                                  "bucket", "frags", "qbits", NULL});
     check_tiles("cser_comm_stats",
                 (const char *[]){"bytes_sent", "bytes_recv", "messages", "collectives",
-                                 "comm_s", "modeled_s", "wait_s", NULL});
+                                 "comm_s", "modeled_s", "wait_s", "cpu_s", NULL});
     check_tiles("cser_netmodel",
                 (const char *[]){"bandwidth_bps", "latency_s", "tcp_framing", NULL});
     check_tiles("cser_optim_config",

@@ -482,6 +482,14 @@ static void test_sync_separates_waiting(void **state)
     assert_true(on[0].stats.wait_s >= 0.25);
     assert_true(on[0].stats.comm_s < 0.2);
     assert_true(off[0].stats.comm_s >= 0.25); /* off: waiting counts as comm_s */
+    /* cpu_s: the thread's CPU time inside the collective and its barrier: some (the
+     * sum), at most the wall time inside, and not the 0.3 s rank 0 slept waiting */
+    for (int r = 0; r < 2; r++) {
+        assert_true(on[r].stats.cpu_s > 0 && off[r].stats.cpu_s > 0);
+        assert_true(on[r].stats.cpu_s <= on[r].stats.comm_s + on[r].stats.wait_s + 1e-3);
+        assert_true(off[r].stats.cpu_s <= off[r].stats.comm_s + 1e-3);
+    }
+    assert_true(on[0].stats.cpu_s < 0.1 && off[0].stats.cpu_s < 0.1);
 }
 
 static void test_watchdog_timeout(void **state)

@@ -46,6 +46,9 @@ typedef struct {
     double wait_s;        /* measured seconds waiting for peers in the barrier
                            * before each counted collective (cser_comm_set_sync;
                            * then comm_s holds the transfer only)             */
+    double cpu_s;         /* the calling threads' CPU seconds inside counted
+                           * collectives and their barriers (MPI polls and the
+                           * kernel moves the bytes: not compute)             */
 } cser_comm_stats;
 
 /* The network to model: one full-duplex link of bandwidth_bps each way per rank, as

@@ -135,7 +135,8 @@ class CommStats(ctypes.Structure):  # cser_comm_stats
     _cname_ = "cser_comm_stats"
     _fields_ = [("bytes_sent", c_uint64), ("bytes_recv", c_uint64),
                 ("messages", c_uint64), ("collectives", c_uint64),
-                ("comm_s", c_double), ("modeled_s", c_double), ("wait_s", c_double)]
+                ("comm_s", c_double), ("modeled_s", c_double), ("wait_s", c_double),
+                ("cpu_s", c_double)]
 
 
 class NetModel(ctypes.Structure):  # cser_netmodel

@@ -144,7 +144,7 @@ class Comm:
         """This worker's counted traffic: bytes_sent, bytes_recv, messages, collectives,
         comm_s (measured), modeled_s (modeled network), wait_s (measured seconds waiting
         for peers before each collective; 0 unless set_sync(True), which then leaves
-        the transfer alone in comm_s)."""
+        the transfer alone in comm_s), cpu_s (this thread's CPU seconds inside them)."""
         s = _lib.CommStats()
         self._call("stats", lib.cser_comm_get_stats, ctypes.byref(s))
         return {k: getattr(s, k) for k, _ in s._fields_}

@@ -48,6 +48,21 @@ double cser_comm_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The calling thread's CPU seconds (cser_comm_stats.cpu_s). */
+static double comm_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Adds the CPU time since c0 of a counted collective (its barrier included). */
+static void comm_cpu_add(cser_comm_t *c, double c0)
+{
+    if (c->counting && c->size > 1)
+        c->stats.cpu_s += comm_cpu_now() - c0;
+}
+
 cser_comm_t *cser_comm_alloc(const cser_comm_ops *ops, void *ctx, int rank, int size)
 {
     cser_comm_t *c = calloc(1, sizeof *c);
@@ -271,11 +286,13 @@ cser_status cser_comm_allreduce(cser_comm_t *c, float *buf, size_t count,
         return comm_local_error(c, cser_error(CSER_ERR_INVALID,
                                               "allreduce (rank %d): buf is NULL with count "
                                               "%zu", c->rank, count));
+    double c0 = comm_cpu_now();
     CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->allreduce(c, buf, count, op);
     if (s == CSER_OK && counts_now(c))
         account_allreduce(c, count, cser_comm_now() - t0);
+    comm_cpu_add(c, c0);
     return s;
 }
 
@@ -291,11 +308,13 @@ cser_status cser_comm_allgather(cser_comm_t *c, const void *send, size_t bytes,
                                               c->rank, send ? "set" : "NULL", bytes,
                                               recv ? "set" : "NULL",
                                               counts ? "set" : "NULL"));
+    double c0 = comm_cpu_now();
     CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->allgather(c, send, bytes, recv, recv_cap, counts);
     if (s == CSER_OK && counts_now(c))
         account_allgather(c, bytes, counts, cser_comm_now() - t0);
+    comm_cpu_add(c, c0);
     return s;
 }
 
@@ -311,11 +330,13 @@ cser_status cser_comm_bcast(cser_comm_t *c, void *buf, size_t bytes, int root)
         return comm_local_error(c, cser_error(CSER_ERR_INVALID,
                                               "bcast (rank %d): buf is NULL with %zu bytes",
                                               c->rank, bytes));
+    double c0 = comm_cpu_now();
     CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->bcast(c, buf, bytes, root);
     if (s == CSER_OK && counts_now(c))
         account_bcast(c, bytes, root, cser_comm_now() - t0);
+    comm_cpu_add(c, c0);
     return s;
 }
 
@@ -323,12 +344,14 @@ cser_status cser_comm_barrier(cser_comm_t *c)
 {
     if (!c)
         return cser_error(CSER_ERR_INVALID, "barrier: communicator is NULL");
+    double c0 = comm_cpu_now();
     double t0 = cser_comm_now();
     cser_status s = c->ops->barrier(c);
     if (s == CSER_OK && counts_now(c)) {
         int k = ceil_log2(c->size);
         comm_account(c, 0, 0, (uint64_t)k, k, cser_comm_now() - t0);
     }
+    comm_cpu_add(c, c0);
     return s;
 }
 
@@ -372,6 +395,7 @@ cser_status cser_comm_allreduce_bits(cser_comm_t *c, float *buf, size_t count,
                                               "element: expected 1..32", c->rank, bits));
     if (bits == 32)
         return cser_comm_allreduce(c, buf, count, op);
+    double c0 = comm_cpu_now();
     CSER_CHECK(comm_sync(c));
     int was = c->counting;
     c->counting = 0;
@@ -381,6 +405,7 @@ cser_status cser_comm_allreduce_bits(cser_comm_t *c, float *buf, size_t count,
     c->counting = was;
     if (s == CSER_OK && counts_now(c))
         account_allreduce_bits(c, count, bits, dt);
+    comm_cpu_add(c, c0);
     return s;
 }
 

@@ -51,7 +51,7 @@ static const abi_entry abi_table[] = {
     ABI_F(cser_comm_stats, bytes_sent), ABI_F(cser_comm_stats, bytes_recv),
     ABI_F(cser_comm_stats, messages), ABI_F(cser_comm_stats, collectives),
     ABI_F(cser_comm_stats, comm_s), ABI_F(cser_comm_stats, modeled_s),
-    ABI_F(cser_comm_stats, wait_s),
+    ABI_F(cser_comm_stats, wait_s), ABI_F(cser_comm_stats, cpu_s),
 
     ABI_T(cser_netmodel),
     ABI_F(cser_netmodel, bandwidth_bps), ABI_F(cser_netmodel, latency_s),

@@ -170,8 +170,10 @@ static cser_status agree_loss(train_worker *w, float loss, double *mean_loss)
 }
 
 /* Compute time is the worker thread's CPU time when BLAS is single-threaded (so that
- * 8 workers sharing 2 cores still measure what a dedicated node would spend; waiting
- * in a collective costs no CPU), else wall time minus the time in collectives. */
+ * 8 workers sharing 2 cores still measure what a dedicated node would spend), less the
+ * CPU time it spent inside counted collectives (cser_comm_stats.cpu_s: the MPI backend
+ * polls while it waits, the in-process one sums); else wall time minus the time in
+ * collectives. */
 static double compute_clock(const train_worker *w)
 {
     return w->sh->cfg.threads == 1 ? train_cpu_now() : train_now();
@@ -216,6 +218,9 @@ static cser_status train_one_step(train_worker *w, double *mean_loss)
         dt -= after.comm_s[p] - before.comm_s[p];
     if (c->threads != 1)
         dt -= wafter.wait_s - wbefore.wait_s;
+    else /* CPU time: what the thread spent inside collectives is not compute (MPI
+          * polls while it waits, and the kernel's TCP work is charged to it) */
+        dt -= wafter.cpu_s - wbefore.cpu_s;
     w->compute_s += dt > 0 ? dt : 0;
     w->step++;
     return CSER_OK;
