@@ -454,7 +454,7 @@ def study_lab(p_runs, labs):
     return lines + [""] + lr_table(p_runs, "P") + [""], csv_rows
 
 
-def lab_plots(labs, targets):
+def lab_plots(labs, p_runs, targets):
     gp = ["set terminal png noenhanced size 1000,650", "set grid", "set key bottom right",
           "set logscale x 10", "set yrange [60:95]", "set ylabel 'test accuracy (%)'"]
     made = False
@@ -462,17 +462,24 @@ def lab_plots(labs, targets):
         curves = []
         for r in labs[study]:
             name = "%s_%s%s_rc%d" % (study, r["method"], r["extra"], r["rc"])
+            # modeled: study P's run of the same configuration (the same bits and
+            # evaluation steps) at this link's rate; the PyTorch runs have none
+            pr = sel(p_runs, r["method"], r["rc"], lr=r["lr"], seed=1)
+            mod = {row["step"]: modeled(row, pr[0]["cfg"], dict(NETWORKS)[net])
+                   for row in pr[0]["rows"]} if pr else {}
             with open(os.path.join(OUT, "tta_%s.dat" % name), "w") as f:
                 for row in r["rows"]:
                     if row["test_acc"] and float(row["wall_s"]) > 0:
+                        m = mod.get(row["step"])
                         f.write("%.4f %s %.3f\n" % (float(row["wall_s"]),
-                                row["modeled_total_s"] or "nan", 100 * float(row["test_acc"])))
+                                "%.4f" % m if m else "nan", 100 * float(row["test_acc"])))
             curves.append(name)
         if not curves:
             continue
         made = True
         tl = ["%.2f with lines dashtype 2 title 'target %.2f'" % (t, t) for t in targets]
-        for col, what in ((1, "measured wall clock"), (2, "modeled time")):
+        for col, what in ((1, "measured wall clock on the lab"),
+                          (2, "modeled time (study P's run of the configuration)")):
             gp += ["set output '%s/tta_lab_%s_%s.png'" % (OUT, net.lower(),
                                                          "measured" if col == 1 else "modeled"),
                    "set title 'network lab %s: cnn-wide, 2 ranks x batch 32'" % net,
@@ -528,7 +535,7 @@ def main():
     plots(w, [mean_std(fin)[0] - d for d in (1.0, 3.0)] if fin else [])
     psgd = chosen_lr(p, "sgd", 1)
     pfin = [r["acc"] for r in sel(p, "sgd", 1, lr=psgd, seed=1)] if psgd else []
-    lab_plots(labs, [pfin[0] - d for d in (1.0, 3.0)] if pfin else [])
+    lab_plots(labs, p, [pfin[0] - d for d in (1.0, 3.0)] if pfin else [])
     print("\n".join(lines))
 
 
