@@ -479,7 +479,7 @@ def lab_plots(labs, p_runs, targets):
         made = True
         tl = ["%.2f with lines dashtype 2 title 'target %.2f'" % (t, t) for t in targets]
         for col, what in ((1, "measured wall clock on the lab"),
-                          (2, "modeled time (study P's run of the configuration)")):
+                          (2, "modeled time (the study-P run of the configuration)")):
             gp += ["set output '%s/tta_lab_%s_%s.png'" % (OUT, net.lower(),
                                                          "measured" if col == 1 else "modeled"),
                    "set title 'network lab %s: cnn-wide, 2 ranks x batch 32'" % net,
