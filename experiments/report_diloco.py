@@ -18,9 +18,11 @@ evaluation reaching the level (evaluations every 117 steps).
 import csv
 import glob
 import json
-import math
 import os
 import re
+
+import runlib
+from runlib import mean_std
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = os.path.join(ROOT, "experiments", "runs", "diloco")
@@ -54,12 +56,6 @@ def load():
                      "diverged": rows[-1]["event"] == "diverged",
                      "acc": 100.0 * float(rows[-1]["test_acc"] or "nan")})
     return runs
-
-
-def mean_std(xs):
-    m = sum(xs) / len(xs)
-    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-    return m, s
 
 
 def sel(runs, m, inner, rc, lr=None, seed=None):
@@ -127,20 +123,8 @@ def tables(runs):
 
 
 def splice(lines):
-    path = os.path.join(ROOT, "docs", "RESULTS.md")
-    begin, end = "<!-- diloco:begin (experiments/report_diloco.py) -->", "<!-- diloco:end -->"
-    try:
-        with open(path) as f:
-            doc = f.read()
-    except OSError:
-        return
-    i, j = doc.find(begin), doc.find(end)
-    if i < 0 or j < i:
-        return
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(doc[:i + len(begin)] + "\n" + "\n".join(lines).strip() + "\n" + doc[j:])
-    os.replace(tmp, path)
+    runlib.splice(os.path.join(ROOT, "docs", "RESULTS.md"),
+                  "<!-- diloco:begin (experiments/report_diloco.py) -->", "<!-- diloco:end -->", lines)
 
 
 def main():

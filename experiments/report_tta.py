@@ -18,10 +18,12 @@ evaluation whose test accuracy is >= the target (evaluations every 30 steps).
 import csv
 import glob
 import json
-import math
 import os
 import re
 import subprocess
+
+import runlib
+from runlib import mean_std
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = os.path.join(ROOT, "experiments", "runs")
@@ -71,12 +73,6 @@ def load(study):
                      "acc": 100.0 * float(rows[-1]["test_acc"]),
                      "actual_rc": act.group(1) if act else None, "wall": wall})
     return runs
-
-
-def mean_std(xs):
-    m = sum(xs) / len(xs)
-    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-    return m, s
 
 
 def sel(runs, method, rc, lr=None, seed=None, extra=""):
@@ -495,20 +491,8 @@ def lab_plots(labs, p_runs, targets):
 
 
 def splice(lines):
-    path = os.path.join(ROOT, "docs", "RESULTS.md")
-    begin, end = "<!-- tta:begin (experiments/report_tta.py) -->", "<!-- tta:end -->"
-    try:
-        with open(path) as f:
-            doc = f.read()
-    except OSError:
-        return
-    i, j = doc.find(begin), doc.find(end)
-    if i < 0 or j < i:
-        return
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(doc[:i + len(begin)] + "\n" + "\n".join(lines).strip() + "\n" + doc[j:])
-    os.replace(tmp, path)
+    runlib.splice(os.path.join(ROOT, "docs", "RESULTS.md"),
+                  "<!-- tta:begin (experiments/report_tta.py) -->", "<!-- tta:end -->", lines)
 
 
 def main():

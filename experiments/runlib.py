@@ -1,5 +1,6 @@
 """runlib.py: what the study runners share (run_study.py, run_tta.py): running one
 `cser train` command into its run directory and recording how it ended."""
+import math
 import os
 import subprocess
 import time
@@ -31,3 +32,27 @@ def execute(cmd, out):
             os.remove(os.path.join(out, junk))
     print("   exit %d, %.0f s" % (p.returncode, time.time() - t0), flush=True)
     return p.returncode
+
+
+def mean_std(xs):
+    """Mean and sample standard deviation (0 for one value)."""
+    m = sum(xs) / len(xs)
+    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, s
+
+
+def splice(path, begin, end, lines):
+    """Replaces what lies between the markers begin and end in the file at path by
+    lines (atomically; nothing happens when the file or a marker is missing)."""
+    try:
+        with open(path) as f:
+            doc = f.read()
+    except OSError:
+        return
+    i, j = doc.find(begin), doc.find(end)
+    if i < 0 or j < i:
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(doc[:i + len(begin)] + "\n" + "\n".join(lines).strip() + "\n" + doc[j:])
+    os.replace(tmp, path)
