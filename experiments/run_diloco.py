@@ -3,9 +3,9 @@
 # equal total bytes, through the `cser` CLI, resumably.
 """Usage: experiments/run_diloco.py [--phase P ...] [--deadline HH:MM] [--dry-run]
 
-Phases (in priority order): s1 (seed 1), lr (the other inner learning rate where the
-seed-1 run diverged or is the worse of the two), seeds (seeds 2 and 3 at the chosen
-learning rate). Protocol: the cnn on Fashion-MNIST, 8 workers, batch 16, EPOCHS
+Phases (in priority order): s1 (seed 1), lr (the other inner learning rate, for every
+configuration whose first seed-1 run is finished), seeds (seeds 2 and 3 at the chosen
+learning rate: the better of the two seed-1 runs). Protocol: the cnn on Fashion-MNIST, 8 workers, batch 16, EPOCHS
 epochs, cosine schedule (the time-to-accuracy workload of its own issue is to replace
 it once it lands); methods diloco, streaming-diloco, cser, cser-pl, ef-sgd at R_C 256
 and 1024 (`--rc`: the same total bytes for every method at a ratio), each with inner
