@@ -263,23 +263,41 @@ static void test_failures_end_every_rank(void **state)
     }
 }
 
-/* A communicator freed with requests left: the one running completes, the others
- * are dropped, nothing hangs or leaks (ASan), and NULL arguments are refused. */
+/* A communicator freed with requests left: the free runs them all on every rank
+ * (they match: every rank started the same ones), so the buffers hold the sums after
+ * the free; rank 1 frees at once and rank 0 late, the order that made a rank whose
+ * helper had not yet taken a request drop it while its peer waited in it (a hang
+ * until the watchdog, seen under TSan). Nothing leaks (ASan), NULL arguments are
+ * refused. The buffers are the test's: they must outlive the free. */
+static float free_bufs[2][3][32];
+
 static cser_status free_worker(cser_comm_t *c, int rank, void *p)
 {
     (void)p;
-    (void)rank;
-    float v[2][32] = {{0}};
-    cser_comm_request_t *req[2];
-    CSER_CHECK(cser_comm_iallreduce(c, v[0], 32, CSER_REDUCE_SUM, &req[0]));
-    CSER_CHECK(cser_comm_iallreduce(c, v[1], 32, CSER_REDUCE_SUM, &req[1]));
+    cser_comm_request_t *req[3];
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 32; i++)
+            free_bufs[rank][k][i] = (float)(rank + 1) * (float)(k + 1);
+        CSER_CHECK(cser_comm_iallreduce(c, free_bufs[rank][k], 32, CSER_REDUCE_SUM,
+                                        &req[k]));
+    }
+    if (rank == 0) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     return CSER_OK; /* the runner frees the communicator */
 }
 
 static void test_free_with_requests_left(void **state)
 {
     (void)state;
-    assert_cser_ok(cser_test_run_workers(2, free_worker, NULL));
+    for (int round = 0; round < 5; round++) {
+        assert_cser_ok(cser_test_run_workers(2, free_worker, NULL));
+        for (int r = 0; r < 2; r++)
+            for (int k = 0; k < 3; k++)
+                for (int i = 0; i < 32; i++)
+                    assert_true(free_bufs[r][k][i] == 3.0f * (float)(k + 1));
+    }
     float v[4] = {0};
     cser_comm_request_t *req = NULL;
     assert_cser_fails(cser_comm_iallreduce(NULL, v, 4, CSER_REDUCE_SUM, &req),

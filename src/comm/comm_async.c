@@ -19,8 +19,10 @@
  *     text (errors are per thread), sets done, broadcasts;
  *   wait (caller): sleeps until done, unlinks and frees the request, accounts it,
  *     returns its status (the helper's message, re-raised on the caller's thread).
- * Free: requests the helper has not taken are dropped (marked failed), the running
- * one finishes (a failed group or the watchdog ends it), the thread is joined and the
+ * Free: the helper runs every request left before it quits (every rank started the
+ * same sequence, so the collectives match on every rank; dropping the ones not yet
+ * taken would leave a peer that had taken them waiting for this rank until its
+ * watchdog; a failed group ends them at once), then the thread is joined and the
  * channel freed. One rank of a one-rank communicator needs no channel: x/1 == x.
  */
 #include "comm/comm_impl.h"
@@ -148,14 +150,7 @@ static void async_free(cser_comm_t *c)
     if (!a)
         return;
     pthread_mutex_lock(&a->mu);
-    a->quit = 1;
-    for (cser_comm_request_t *r = a->head; r; r = r->next)
-        if (!r->taken) { /* dropped: never started on this rank */
-            r->taken = 1;
-            r->done = 1;
-            r->status = CSER_ERR_COMM;
-            snprintf(r->msg, sizeof r->msg, "the communicator was freed");
-        }
+    a->quit = 1; /* the helper drains the queue, then quits */
     pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
     pthread_join(a->th, NULL);
