@@ -27,11 +27,11 @@ from runlib import mean_std
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = os.path.join(ROOT, "experiments", "runs", "diloco")
 OUT = os.path.join(ROOT, "experiments", "results")
-METHODS = ["diloco", "streaming-diloco", "cser", "cser-pl", "ef-sgd"]
+METHODS = ["diloco", "streaming-diloco", "streaming-diloco-q4", "cser", "cser-pl", "ef-sgd"]
 RCS = [256, 1024]
 INNERS = ["sgd", "adamw"]
 LEVELS = (85.0, 88.0)
-NAME = re.compile(r"^(?P<m>[a-z-]+?)-(?P<inner>sgd|adamw)-rc(?P<rc>\d+)-lr(?P<lr>[0-9.e-]+)"
+NAME = re.compile(r"^(?P<m>[a-z0-9-]+?)-(?P<inner>sgd|adamw)-rc(?P<rc>\d+)-lr(?P<lr>[0-9.e-]+)"
                   r"-s(?P<s>\d+)$")
 
 

@@ -450,6 +450,44 @@ def study_lab(p_runs, labs):
     return lines + [""] + lr_table(p_runs, "P") + [""], csv_rows
 
 
+P2_WORKLOAD = "fashion-mnist/cnn-wide/2x32-2ep"
+
+
+def study_p2(runs):
+    """Study P2: study P's chosen configurations for 2 epochs, modeled times."""
+    sgd = [r for r in runs if r["method"] == "sgd" and r["seed"] == 1]
+    if not sgd or sgd[0]["diverged"]:
+        return ["(study P2: no finished SGD run yet)", ""], []
+    sgd = sgd[0]
+    final = sgd["acc"]
+    lines = ["### Study P2: study P for 2 epochs (1876 steps), modeled", "",
+             "Study P's chosen configurations (SGD lr %s; CSER at its P lr) with twice the "
+             "budget (the cosine schedule and `--warmup auto` stretch with it), 2 "
+             "in-process workers, seed 1: does CSER reach SGD's final - 1 given longer? "
+             "SGD's final test accuracy: %.2f%%." % (sgd["lr"], final), "",
+             "| method | R_C | lr | final acc (%) | target | step | 1 Gbit/s (s) | speedup "
+             "| 100 Mbit/s (s) | speedup |", "|---|---|---|---|---|---|---|---|---|---|"]
+    csv_rows = []
+    order = [r for r in runs if r["seed"] == 1]
+    order.sort(key=lambda r: (r["method"] != "sgd", r["rc"]))
+    for d in (1.0, 3.0):
+        target = final - d
+        for r in order:
+            st = step_to(r, target)
+            cells = []
+            for net, bw in NETWORKS:
+                t = time_to(r, target, bw)
+                t0 = time_to(sgd, target, bw)
+                sp = t0 / t if t and t0 else 0.0
+                csv_rows.append([P2_WORKLOAD, net, r["method"], r["rc"], "%.2f" % target,
+                                 "%.2f" % t if t else "", "%.2f" % sp, "modeled"])
+                cells += ["%.1f" % t if t else "-", "%.2fx" % sp if t else "-"]
+            lines.append("| %s | %d | %s | %.2f | %.2f (final - %g) | %s | %s |" % (
+                r["method"], r["rc"], r["lr"], r["acc"], target, d,
+                st if st is not None else "not reached", " | ".join(cells)))
+    return lines + [""], csv_rows
+
+
 def lab_plots(labs, p_runs, targets):
     gp = ["set terminal png noenhanced size 1000,650", "set grid", "set key bottom right",
           "set logscale x 10", "set yrange [60:95]", "set ylabel 'test accuracy (%)'"]
@@ -507,7 +545,9 @@ def main():
     rows, tlines = tta(w)
     lab_lines, lab_rows = study_lab(p, labs)
     rows += lab_rows
-    lines += lab_lines + tlines
+    p2_lines, p2_rows = study_p2(load("P2"))
+    rows += p2_rows
+    lines += lab_lines + p2_lines + tlines
     lines += accuracy_table(w) + [""] + lr_table(w) + [""] + warm_table(w) + study_f(f)
     write_csv(rows)
     with open(os.path.join(OUT, "tta_tables.md"), "w") as fh:

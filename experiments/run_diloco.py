@@ -7,8 +7,8 @@ Phases (in priority order): s1 (seed 1), lr (the other inner learning rate, for 
 configuration whose first seed-1 run is finished), seeds (seeds 2 and 3 at the chosen
 learning rate: the better of the two seed-1 runs). Protocol: the cnn on Fashion-MNIST, 8 workers, batch 16, EPOCHS
 epochs, cosine schedule (the time-to-accuracy workload of its own issue is to replace
-it once it lands); methods diloco, streaming-diloco, cser, cser-pl, ef-sgd at R_C 256
-and 1024 (`--rc`: the same total bytes for every method at a ratio), each with inner
+it once it lands); methods diloco, streaming-diloco, cser, cser-pl, ef-sgd and streaming-diloco-q4
+(its 4-bit payload, fragments synced 8x as often) at R_C 256 and 1024 (`--rc`: the same total bytes for every method at a ratio), each with inner
 SGD and inner AdamW. DiLoCo's H = R_C; Streaming DiLoCo's fragment period H = R_C.
 
 Each run writes experiments/runs/diloco/<name>/ (config.json, metrics.csv, exit.txt).
@@ -32,15 +32,25 @@ EPOCHS = "4"
 COMMON = ["--model", "cnn", "--dataset", "fashion-mnist", "--workers", "8",
           "--batch", "16", "--epochs", EPOCHS, "--eval-every", "117",
           "--warmup", "0.1", "--lr-schedule", "cosine", "--quiet"]
-METHODS = ["diloco", "streaming-diloco", "cser", "cser-pl", "ef-sgd"]
+METHODS = ["diloco", "streaming-diloco", "cser", "cser-pl", "ef-sgd", "streaming-diloco-q4"]
+# streaming-diloco-q4: Streaming DiLoCo with its 4-bit payload at the same total bytes,
+# so its fragments sync 8x as often: H = R_C * 4 / 32 (docs/methods.md: R_C = 32 H / B)
 RCS = (256, 1024)
 # inner optimizer -> (first lr, second lr tried in phase lr)
 LRS = {"sgd": ("0.05", "0.025"), "adamw": ("0.001", "0.0003")}
 SEEDS = (1, 2, 3)
 
 
-def spec(method, inner):
-    """The --method value: the presets default to AdamW, the others to SGD."""
+def spec(method, inner, rc):
+    """The --method value (and the --rc option, empty where the spec names its ratio):
+    the presets default to AdamW, the others to SGD."""
+    if method == "streaming-diloco-q4":
+        sp = "streaming-diloco:c=fragment:%d,frags=8,q=4" % (rc * 4 // 32)
+        return (sp + ",inner=sgd" if inner == "sgd" else sp), []
+    return spec_name(method, inner), ["--rc", str(rc)]
+
+
+def spec_name(method, inner):
     preset = method in ("diloco", "streaming-diloco")
     if inner == "adamw" and not preset:
         return method + ":inner=adamw"
@@ -81,8 +91,9 @@ def run(method, inner, rc, lr, seed, dry):
     if os.path.isdir(d):
         subprocess.run(["rm", "-rf", d], check=True)
     os.makedirs(d)
-    cmd = [CSER, "train", "--method", spec(method, inner), "--rc", str(rc),
-           "--lr", lr, "--seed", str(seed), "--out", d] + COMMON
+    sp, rc_opt = spec(method, inner, rc)
+    cmd = ([CSER, "train", "--method", sp] + rc_opt +
+           ["--lr", lr, "--seed", str(seed), "--out", d] + COMMON)
     print(" ".join(cmd), flush=True)
     rc_ = subprocess.run(cmd).returncode
     with open(os.path.join(d, "exit.txt"), "w") as f:

@@ -36,6 +36,8 @@ Study P and the lab (item 3b; the lab phases need root, scripts/netlab.sh):
             ddp_tta.py through experiments/run_ddp_lab.sh), at P's SGD lr
   lab100m   the lab1g runs on 100 Mbit/s (LAB100M/); SGD stops at its target
   labref100m  the PyTorch runs on 100 Mbit/s, stopping at SGD's final - 1
+  p2        study P2: study P's chosen SGD and CSER (R_C 256, 1024) runs for 2 epochs
+            (in process, modeled times: does CSER reach SGD's final - 1 given longer?)
 Run them with CPU priority (nice -n -20): docs/netlab.md.
 
 Each run writes experiments/runs/<study>/<method>_rc<R>_lr<lr>_s<seed>_iid/
@@ -85,6 +87,10 @@ STUDIES = {
 STUDIES["P"] = ["--model", "cnn-wide", "--dataset", "fashion-mnist", "--workers", "2",
                 "--batch", "32", "--epochs", "1", "--eval-every", "94", "--warmup", "auto",
                 "--lr-schedule", "cosine", "--net-bandwidth", "1G", "--quiet"]
+# Study P2: P's configurations at P's chosen lrs for 2 epochs (does CSER reach SGD's
+# final - 1 with a longer budget? modeled times only)
+STUDIES["P2"] = STUDIES["P"][:]
+STUDIES["P2"][STUDIES["P2"].index("--epochs") + 1] = "2"
 LAB = {"LAB1G": "1G", "LAB100M": "100M"}
 LAB_RANKS = 2
 LAB_ARGS = ["--model", "cnn-wide", "--dataset", "fashion-mnist", "--batch", "32",
@@ -330,6 +336,11 @@ def phase(r, name):
         r.walk("P", "sgd", 1)
         for rc in (256, 1024):
             r.walk("P", "cser", rc)
+    elif name == "p2":
+        for m, rc in LAB_CONFIGS:
+            lr = chosen_lr("P", m, rc)
+            if lr is not None:
+                r.run("P2", m, rc, lr, 1)
     elif name == "lab1g":
         for m, rc in LAB_CONFIGS:
             lr = chosen_lr("P", m, rc)
@@ -378,7 +389,7 @@ def phase(r, name):
                 r.run_ddp(study, method, lr, extra, opts)
     else:
         sys.exit("run_tta.py: unknown phase '%s' (expected w1, wseeds, wrest, fixw, "
-                 "fbudget, fseeds, p1, lab1g, lab100m, labref, labref1g, labref100m)" % name)
+                 "fbudget, fseeds, p1, p2, lab1g, lab100m, labref, labref1g, labref100m)" % name)
 
 
 def main(argv):
