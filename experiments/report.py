@@ -6,13 +6,13 @@ Reads only the recorded runs; writes experiments/results/*.md (tables), *.dat an
 *.png (gnuplot). Safe to run while a study is in progress: unfinished runs are listed
 as such and left out of the means.
 """
-import csv
 import glob
-import json
-import math
 import os
 import re
 import subprocess
+
+import runlib
+from runlib import mean_std
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = os.path.join(ROOT, "experiments", "runs")
@@ -26,15 +26,10 @@ TARGETS = [0.88, 0.85]      # time-to-accuracy targets (test accuracy)
 def load(study):
     runs = []
     for d in sorted(glob.glob(os.path.join(RUNS, study, "*"))):
-        try:
-            with open(os.path.join(d, "config.json")) as f:
-                cfg = json.load(f)
-            with open(os.path.join(d, "metrics.csv")) as f:
-                rows = list(csv.DictReader(f))
-        except (OSError, ValueError):
+        run = runlib.read_run(d)
+        if run is None:
             continue
-        if not rows or rows[-1]["event"] not in ("final", "diverged"):
-            continue
+        cfg, rows = run["cfg"], run["rows"]
         # <method>_rc<R>_lr<lr>_s<seed>_<split>: "cser-tuned" runs pass a spec, no --rc
         name = os.path.basename(d)
         label, rest = name.split("_rc", 1)
@@ -44,12 +39,6 @@ def load(study):
                      "diverged": rows[-1]["event"] == "diverged",
                      "acc": float(rows[-1]["test_acc"]) * 100.0})
     return runs
-
-
-def mean_std(xs):
-    m = sum(xs) / len(xs)
-    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-    return m, s
 
 
 def chosen_lr(runs, method, rc):
@@ -281,21 +270,9 @@ def write_dat_and_plots(runs, ref, study):
 
 def splice_into_results(lines):
     """Replaces the generated part of docs/RESULTS.md (between its two markers)."""
-    path = os.path.join(ROOT, "docs", "RESULTS.md")
-    begin, end = "<!-- tables:begin (experiments/report.py) -->", "<!-- tables:end -->"
-    try:
-        with open(path) as f:
-            doc = f.read()
-    except OSError:
-        return
-    i, j = doc.find(begin), doc.find(end)
-    if i < 0 or j < i:
-        return
-    body = "\n".join(lines[2:]).strip()
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(doc[:i + len(begin)] + "\n" + body + "\n" + doc[j:])
-    os.replace(tmp, path)
+    runlib.splice(os.path.join(ROOT, "docs", "RESULTS.md"),
+                  "<!-- tables:begin (experiments/report.py) -->", "<!-- tables:end -->",
+                  lines[2:])
 
 
 def main():

@@ -15,9 +15,7 @@ on 1 Gbit/s: compute_s + latency x messages + (B / 1 Gbit/s) x (modeled_comm_s -
 latency x messages), B the run's modeled bandwidth (10 Gbit/s), at the first
 evaluation reaching the level (evaluations every 117 steps).
 """
-import csv
 import glob
-import json
 import os
 import re
 
@@ -41,15 +39,10 @@ def load():
         mt = NAME.match(os.path.basename(d))
         if not mt:
             continue
-        try:
-            with open(os.path.join(d, "config.json")) as f:
-                cfg = json.load(f)
-            with open(os.path.join(d, "metrics.csv")) as f:
-                rows = list(csv.DictReader(f))
-        except (OSError, ValueError):
+        run = runlib.read_run(d)
+        if run is None:
             continue
-        if not rows or rows[-1]["event"] not in ("final", "diverged"):
-            continue
+        cfg, rows = run["cfg"], run["rows"]
         runs.append({"cfg": cfg, "rows": rows, "method": mt.group("m"),
                      "inner": mt.group("inner"), "rc": int(mt.group("rc")),
                      "lr": mt.group("lr"), "seed": int(mt.group("s")),

@@ -17,7 +17,6 @@ evaluation whose test accuracy is >= the target (evaluations every 30 steps).
 """
 import csv
 import glob
-import json
 import os
 import re
 import subprocess
@@ -44,29 +43,17 @@ def load(study):
         mt = NAME.match(os.path.basename(d))
         if not mt:
             continue
-        try:
-            with open(os.path.join(d, "config.json")) as f:
-                cfg = json.load(f)
-            with open(os.path.join(d, "metrics.csv")) as f:
-                rows = list(csv.DictReader(f))
-        except (OSError, ValueError):
+        run = runlib.read_run(d, stopped_ok=True)
+        if run is None:
             continue
-        try:
-            with open(os.path.join(d, "exit.txt")) as f:
-                text = f.read()
-        except OSError:
-            text = ""
-        # finished: a final or diverged row, or stopped on purpose (--stop-after, exit 0)
-        if not rows or (rows[-1]["event"] not in ("final", "diverged") and
-                        not text.startswith("exit 0 ")):
-            continue
+        rows, text = run["rows"], run["exit"]
         wall = None
         try:
             wall = float(text.split()[3])
             act = re.search(r"R_C\s+actual ([0-9.]+)", text)
         except (OSError, ValueError, IndexError):
             act = None
-        runs.append({"dir": d, "cfg": cfg, "rows": rows, "method": mt.group("m"),
+        runs.append({"dir": d, "cfg": run["cfg"], "rows": rows, "method": mt.group("m"),
                      "rc": int(mt.group("rc")), "lr": mt.group("lr"),
                      "seed": int(mt.group("s")), "extra": mt.group("extra"),
                      "diverged": rows[-1]["event"] == "diverged",

@@ -1,5 +1,8 @@
-"""runlib.py: what the study runners share (run_study.py, run_tta.py): running one
-`cser train` command into its run directory and recording how it ended."""
+"""runlib.py: what the study runners and report scripts share: running one `cser train`
+command into its run directory and recording how it ended (run_study.py, run_tta.py),
+reading a finished run back, and the helpers of the reports (report*.py)."""
+import csv
+import json
 import math
 import os
 import subprocess
@@ -32,6 +35,29 @@ def execute(cmd, out):
             os.remove(os.path.join(out, junk))
     print("   exit %d, %.0f s" % (p.returncode, time.time() - t0), flush=True)
     return p.returncode
+
+
+def read_run(d, stopped_ok=False):
+    """A finished run directory: {"dir", "cfg" (config.json), "rows" (metrics.csv, one
+    dict per row), "exit" (exit.txt's text, "" if none)}, or None when it is unreadable
+    or unfinished. Finished: its last row is `final` or `diverged`, or (stopped_ok) its
+    exit.txt records exit 0 (a run stopped on purpose by --stop-after or --stop-at)."""
+    try:
+        with open(os.path.join(d, "config.json")) as f:
+            cfg = json.load(f)
+        with open(os.path.join(d, "metrics.csv")) as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, ValueError):
+        return None
+    try:
+        with open(os.path.join(d, "exit.txt")) as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    if not rows or (rows[-1]["event"] not in ("final", "diverged") and
+                    not (stopped_ok and text.startswith("exit 0 "))):
+        return None
+    return {"dir": d, "cfg": cfg, "rows": rows, "exit": text}
 
 
 def mean_std(xs):
