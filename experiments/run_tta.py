@@ -36,6 +36,7 @@ Study P and the lab (item 3b; the lab phases need root, scripts/netlab.sh):
             ddp_tta.py through experiments/run_ddp_lab.sh), at P's SGD lr
   lab100m   the lab1g runs on 100 Mbit/s (LAB100M/); SGD stops at its target
   labref100m  the PyTorch runs on 100 Mbit/s, stopping at SGD's final - 1
+  labpsgd100m  only DDP + PowerSGD of labref100m (dense DDP there takes ~50 minutes)
   p2        study P2: study P's chosen SGD and CSER (R_C 256, 1024) runs for 2 epochs
             (in process, modeled times: does CSER reach SGD's final - 1 given longer?)
 Run them with CPU priority (nice -n -20): docs/netlab.md.
@@ -366,7 +367,7 @@ def phase(r, name):
                 if stop >= int(rows[-1]["step"]):
                     stop = None
             r.run("LAB100M", m, rc, lr, 1, stop_after=stop)
-    elif name in ("labref", "labref1g", "labref100m"):
+    elif name in ("labref", "labref1g", "labref100m", "labpsgd100m"):
         # PyTorch DDP (gloo) and DDP + PowerSGD rank 4 over the same links, at SGD's lr
         # of study P with SGD's fixed 0.1-epoch warm-up (experiments/ddp_tta.py). On
         # 100 Mbit/s they stop at SGD's final - 1 (study P), dense DDP within 50 min.
@@ -377,10 +378,12 @@ def phase(r, name):
             return
         target = 100.0 * float(rows[-1]["test_acc"]) - 1.0
         studies = {"labref": ("LAB1G", "LAB100M"), "labref1g": ("LAB1G",),
-                   "labref100m": ("LAB100M",)}[name]
+                   "labref100m": ("LAB100M",), "labpsgd100m": ("LAB100M",)}[name]
+        modes = (("powersgd:4", "ddp-psgd", "_r4"), ("sgd", "ddp", ""))
+        if name == "labpsgd100m":
+            modes = modes[:1]
         for study in studies:
-            for mode, method, extra in (("powersgd:4", "ddp-psgd", "_r4"),
-                                        ("sgd", "ddp", "")):
+            for mode, method, extra in modes:
                 opts = ["--mode", mode] + DDP_ARGS + ["--lr", lr, "--seed", "1"]
                 if study == "LAB100M":
                     opts += ["--stop-at", "%.2f" % target]
@@ -389,7 +392,8 @@ def phase(r, name):
                 r.run_ddp(study, method, lr, extra, opts)
     else:
         sys.exit("run_tta.py: unknown phase '%s' (expected w1, wseeds, wrest, fixw, "
-                 "fbudget, fseeds, p1, p2, lab1g, lab100m, labref, labref1g, labref100m)" % name)
+                 "fbudget, fseeds, p1, p2, lab1g, lab100m, labref, labref1g, labref100m, "
+                 "labpsgd100m)" % name)
 
 
 def main(argv):
