@@ -18,12 +18,7 @@ static cser_comm_t *g_comm; /* the main communicator, created in setup */
 static int setup(void **state)
 {
     (void)state;
-    if (cser_comm_mpi_create(&g_comm) != CSER_OK) {
-        fprintf(stderr, "mpi_comm: %s\n", cser_last_error());
-        return -1;
-    }
-    cser_comm_set_timeout(g_comm, 60.0); /* a failing rank must not hang the others */
-    return 0;
+    return cser_test_mpi_create(&g_comm);
 }
 
 static int teardown(void **state)

@@ -19,12 +19,7 @@ static cser_comm_t *g_comm;
 static int setup(void **state)
 {
     (void)state;
-    if (cser_comm_mpi_create(&g_comm) != CSER_OK) {
-        fprintf(stderr, "mpi_optim: %s\n", cser_last_error());
-        return -1;
-    }
-    cser_comm_set_timeout(g_comm, 60.0);
-    return 0;
+    return cser_test_mpi_create(&g_comm);
 }
 
 static int teardown(void **state)
@@ -35,15 +30,7 @@ static int teardown(void **state)
 }
 
 /* The problem of test_optim_invariants.c (kept in step with it by hand). */
-static void make_layout(cser_params *L)
-{
-    static const size_t w1[2] = {12, 10}, b1[1] = {12}, w2[4] = {6, 4, 3, 3}, b2[1] = {6};
-    cser_params_init(L);
-    (void)cser_params_add(L, "fc.weight", 2, w1);
-    (void)cser_params_add(L, "fc.bias", 1, b1);
-    (void)cser_params_add(L, "conv.weight", 4, w2);
-    (void)cser_params_add(L, "conv.bias", 1, b2);
-}
+static void make_layout(cser_params *L) { cser_test_small_layout(L, 0); }
 
 static void gradient(const float *x, float *g, size_t d, int rank, uint64_t step)
 {

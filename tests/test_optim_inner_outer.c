@@ -20,18 +20,7 @@
 
 #define MAXW 4
 
-static void make_layout(cser_params *L)
-{
-    static const size_t w1[2] = {12, 10}, b1[1] = {12}, w2[4] = {6, 4, 3, 3}, b2[1] = {6};
-    static const size_t w3[2] = {5, 6}, b3[1] = {5};
-    cser_params_init(L);
-    (void)cser_params_add(L, "fc.weight", 2, w1);
-    (void)cser_params_add(L, "fc.bias", 1, b1);
-    (void)cser_params_add(L, "conv.weight", 4, w2);
-    (void)cser_params_add(L, "conv.bias", 1, b2);
-    (void)cser_params_add(L, "head.weight", 2, w3);
-    (void)cser_params_add(L, "head.bias", 1, b3);
-}
+static void make_layout(cser_params *L) { cser_test_small_layout(L, 1); }
 
 static void gradient(const float *x, float *g, size_t d, int rank, uint64_t step)
 {

@@ -49,15 +49,7 @@ typedef struct {
 
 /* ---- the problem: f_i(x) = 0.5 sum_k a_k (x_k - b_ik)^2, gradient + noise ---- */
 
-static void make_layout(cser_params *L)
-{
-    static const size_t w1[2] = {12, 10}, b1[1] = {12}, w2[4] = {6, 4, 3, 3}, b2[1] = {6};
-    cser_params_init(L); /* adding to an empty, unallocated set cannot fail */
-    (void)cser_params_add(L, "fc.weight", 2, w1);
-    (void)cser_params_add(L, "fc.bias", 1, b1);
-    (void)cser_params_add(L, "conv.weight", 4, w2);
-    (void)cser_params_add(L, "conv.bias", 1, b2);
-}
+static void make_layout(cser_params *L) { cser_test_small_layout(L, 0); }
 
 static float curv(size_t k) { return 0.5f + (float)(k % 7) / 7.0f; }
 

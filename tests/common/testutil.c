@@ -56,3 +56,28 @@ int cser_test_rm_tree(const char *dir)
     closedir(d);
     return rc | rmdir(dir);
 }
+
+int cser_test_mpi_create(cser_comm_t **comm)
+{
+    if (cser_comm_mpi_create(comm) != CSER_OK) {
+        fprintf(stderr, "MPI test set-up: %s\n", cser_last_error());
+        return -1;
+    }
+    cser_comm_set_timeout(*comm, 60.0);
+    return 0;
+}
+
+void cser_test_small_layout(cser_params *L, int head)
+{
+    static const size_t w1[2] = {12, 10}, b1[1] = {12}, w2[4] = {6, 4, 3, 3}, b2[1] = {6};
+    static const size_t w3[2] = {5, 6}, b3[1] = {5};
+    cser_params_init(L); /* adding to an empty, unallocated set cannot fail */
+    (void)cser_params_add(L, "fc.weight", 2, w1);
+    (void)cser_params_add(L, "fc.bias", 1, b1);
+    (void)cser_params_add(L, "conv.weight", 4, w2);
+    (void)cser_params_add(L, "conv.bias", 1, b2);
+    if (head) {
+        (void)cser_params_add(L, "head.weight", 2, w3);
+        (void)cser_params_add(L, "head.bias", 1, b3);
+    }
+}

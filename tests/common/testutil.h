@@ -24,6 +24,15 @@ void cser_test_fill_normal(float *v, size_t n, uint64_t seed, uint64_t stream,
 double cser_test_max_err(const float *a, const float *b, size_t n, double atol,
                          double rtol, const char *what);
 
+/* The MPI test programs' communicator over MPI_COMM_WORLD, with a 60 s watchdog so
+ * that a failing rank does not hang the others; 0, or -1 after printing why (the
+ * return value of a cmocka group set-up). */
+int cser_test_mpi_create(cser_comm_t **comm);
+
+/* The small layout of the optimizer tests: fc.weight 12x10, fc.bias 12, conv.weight
+ * 6x4x3x3, conv.bias 6 and, with head != 0, head.weight 5x6 and head.bias 5. */
+void cser_test_small_layout(cser_params *L, int head);
+
 /* Removes a directory tree (tests' temporary directories); returns 0 on success. */
 int cser_test_rm_tree(const char *dir);
 
