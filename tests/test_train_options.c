@@ -156,6 +156,38 @@ static void test_method_and_rc_rule(void **state)
     assert_int_equal(oc.kind, CSER_METHOD_SGD);
 }
 
+/* --lr not given: 0.05, or 0.001 where the inner optimizer is AdamW (the presets and
+ * inner=adamw); a given --lr is kept; tune's grid is untouched. */
+static void test_lr_default_follows_the_inner_optimizer(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *method, *lr;
+        double want;
+    } cases[] = {
+        {"cser", NULL, 0.05},
+        {"sgd", NULL, 0.05},
+        {"diloco", NULL, CSER_TRAIN_ADAMW_LR},
+        {"streaming-diloco", NULL, CSER_TRAIN_ADAMW_LR},
+        {"diloco:inner=sgd", NULL, 0.05},
+        {"cser:inner=adamw", NULL, CSER_TRAIN_ADAMW_LR},
+        {"diloco", "0.01", 0.01},
+        {"cser:inner=adamw", "0.2", 0.2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cser_train_config c;
+        const char *args[] = {"--method", cases[i].method, cases[i].lr ? "--lr" : NULL,
+                              cases[i].lr, NULL};
+        assert_cser_ok(parse(&c, CSER_CMD_TRAIN, args));
+        if (c.lr != cases[i].want)
+            fail_msg("--method %s --lr %s: lr %g, expected %g", cases[i].method,
+                     cases[i].lr ? cases[i].lr : "(none)", c.lr, cases[i].want);
+    }
+    cser_train_config c;
+    const char *bad[] = {"--method", "diloco:inner=nope", NULL}; /* still named */
+    assert_cser_fails(parse(&c, CSER_CMD_TRAIN, bad), CSER_ERR_INVALID, "inner");
+}
+
 static void test_schedules(void **state)
 {
     (void)state;
@@ -221,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_every_option_parses),
         cmocka_unit_test(test_bad_values_name_the_option),
         cmocka_unit_test(test_method_and_rc_rule),
+        cmocka_unit_test(test_lr_default_follows_the_inner_optimizer),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_config_json_and_help),
     };

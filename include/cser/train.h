@@ -29,6 +29,9 @@ extern "C" {
 #define CSER_TRAIN_STR 256  /* text fields of the configuration */
 #define CSER_TRAIN_PATH 1024 /* path fields                       */
 #define CSER_TRAIN_MAX_LRS 8 /* learning rates in a tune grid     */
+/* The CLI's --lr when none is given and the method's inner optimizer is AdamW
+ * (cser_train_parse_args; otherwise the default config's 0.05). */
+#define CSER_TRAIN_ADAMW_LR 0.001
 
 /* Everything a run needs. Defaults (cser_train_default_config) are the main job:
  * cnn on Fashion-MNIST, 8 in-process workers, CSER at R_C = 256. */

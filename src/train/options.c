@@ -65,7 +65,9 @@ static const opt_def opts[] = {
      "run length in epochs (not with --steps)"},
     {"steps", OPT_LONG, F(steps), 0, SCOPE_TRAIN, 1, 0, 1e12, "T",
      "run length in steps (not with --epochs)"},
-    {"lr", OPT_DOUBLE, F(lr), 0, SCOPE_TRAIN, 1, 0, BIG, "ETA", "base learning rate"},
+    {"lr", OPT_DOUBLE, F(lr), 0, SCOPE_TRAIN, 1, 0, BIG, "ETA",
+     "base learning rate (not given: 0.05, or 0.001 where the method's inner optimizer "
+     "is AdamW, e.g. diloco)"},
     {"momentum", OPT_DOUBLE, F(momentum), 0, SCOPE_BOTH, 1, 0, 0.999999, "BETA",
      "momentum beta in [0, 1)"},
     {"nesterov", OPT_BOOL, F(nesterov), 0, SCOPE_BOTH, 1, 0, 1, "0|1",
@@ -417,7 +419,7 @@ static const opt_def *find_opt(const char *name, size_t len, cser_train_cmd cmd)
 cser_status cser_train_parse_args(cser_train_config *cfg, cser_train_cmd cmd, int argc,
                                   char **argv, int *help)
 {
-    int epochs_set = 0, steps_set = 0;
+    int epochs_set = 0, steps_set = 0, lr_set = 0;
     *help = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -448,6 +450,7 @@ cser_status cser_train_parse_args(cser_train_config *cfg, cser_train_cmd cmd, in
         CSER_CHECK(parse_value(o, v ? v : "", cfg));
         epochs_set |= !strcmp(o->name, "epochs");
         steps_set |= !strcmp(o->name, "steps");
+        lr_set |= !strcmp(o->name, "lr");
     }
     if (epochs_set && steps_set)
         return cser_error(CSER_ERR_INVALID,
@@ -456,6 +459,15 @@ cser_status cser_train_parse_args(cser_train_config *cfg, cser_train_cmd cmd, in
         cfg->steps = 0; /* --epochs replaces the default --steps */
     if (steps_set)
         cfg->epochs = 0;
+    /* AdamW's step is about lr per coordinate whatever the gradient's scale, so SGD's
+     * default rate is far too large for it; 0.001 is Adam's usual rate and the one the
+     * DiLoCo comparison runs (docs/RESULTS.md). A method that does not resolve is left
+     * to the validation below, which names the error. */
+    cser_optim_config oc;
+    if (!lr_set && cmd == CSER_CMD_TRAIN &&
+        cser_optim_resolve(cfg->method, cfg->rc, &oc) == CSER_OK &&
+        oc.inner == CSER_INNER_ADAMW)
+        cfg->lr = CSER_TRAIN_ADAMW_LR;
     return cser_train_validate(cfg, cmd);
 }
 
