@@ -437,6 +437,51 @@ def study_lab(p_runs, labs):
     return lines + [""] + lr_table(p_runs, "P") + [""], csv_rows
 
 
+def study_p_rest(p_runs):
+    """Study P, every method (seed 1, modeled): SGD and CSER at R_C 256/1024 at their
+    walked lr, the others at the lr rule (phase prest, run names ending in _rule)."""
+    sgd_lr = chosen_lr(p_runs, "sgd", 1)
+    rule = [r for r in p_runs if r["extra"] == "_rule" and r["seed"] == 1]
+    if sgd_lr is None or not rule:
+        return [], []
+    sgd = sel(p_runs, "sgd", 1, lr=sgd_lr, seed=1)[0]
+    walked = [sgd] + [x for rc in (256, 1024) for x in
+                      sel(p_runs, "cser", rc, lr=chosen_lr(p_runs, "cser", rc), seed=1)]
+    runs = walked + sorted(rule, key=lambda r: (RCS.index(r["rc"]) if r["rc"] in RCS
+                                                else 99, METHODS.index(r["method"])
+                                                if r["method"] in METHODS else 99))
+    final = sgd["acc"]
+    lines = ["### Study P: every method, modeled (seed 1)", "",
+             "SGD and CSER at R_C 256 and 1024 at their walked lr (above); the other "
+             "methods at the lr rule, SGD's lr / n = %g with `--warmup auto` (phase "
+             "`prest`: one run each, no walk). Modeled time as above (worker 0's compute "
+             "+ the network model at the link's rate)." % (float(sgd_lr) / 2), ""]
+    csv_rows = []
+    for target, label, in_csv in ((final - 1, "SGD's final - 1", True),
+                                  (final - 3, "SGD's final - 3", True),
+                                  (85.0, "a fixed level, not in the CSV", False)):
+        lines += ["#### Time to %.2f%% (%s)" % (target, label), "",
+                  "| method | R_C | lr | final acc (%) | step | 1 Gbit/s (s) | speedup | "
+                  "100 Mbit/s (s) | speedup |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in runs:
+            st = step_to(r, target)
+            cells = []
+            for net, bw in NETWORKS:
+                t, t0 = time_to(r, target, bw), time_to(sgd, target, bw)
+                sp = t0 / t if t and t0 else 0.0
+                if in_csv and r["extra"] == "_rule":
+                    csv_rows.append([LAB_WORKLOAD, net, r["method"], r["rc"],
+                                     "%.2f" % target, "%.2f" % t if t else "",
+                                     "%.2f" % sp, "modeled"])
+                cells += ["%.1f" % t if t else "-", "%.2fx" % sp if t else "-"]
+            lines.append("| %s | %d | %s%s | %s | %s | %s |" % (
+                r["method"], r["rc"], r["lr"], "" if r["extra"] else " (walked)",
+                "diverged" if r["diverged"] else "%.2f" % r["acc"],
+                st if st is not None else "not reached", " | ".join(cells)))
+        lines.append("")
+    return lines, csv_rows
+
+
 P2_WORKLOAD = "fashion-mnist/cnn-wide/2x32-2ep"
 
 
@@ -539,9 +584,10 @@ def main():
     rows, tlines = tta(w)
     lab_lines, lab_rows = study_lab(p, labs)
     rows += lab_rows
+    pr_lines, pr_rows = study_p_rest(p)
     p2_lines, p2_rows = study_p2(load("P2"))
-    rows += p2_rows
-    lines += lab_lines + p2_lines + tlines
+    rows += pr_rows + p2_rows
+    lines += lab_lines + pr_lines + p2_lines + tlines
     lines += accuracy_table(w) + [""] + lr_table(w) + [""] + warm_table(w) + study_f(f)
     write_csv(rows)
     with open(os.path.join(OUT, "tta_tables.md"), "w") as fh:

@@ -37,6 +37,9 @@ Study P and the lab (item 3b; the lab phases need root, scripts/netlab.sh):
   lab100m   the lab1g runs on 100 Mbit/s (LAB100M/); SGD stops at its target
   labref100m  the PyTorch runs on 100 Mbit/s, stopping at SGD's final - 1
   labpsgd100m  only DDP + PowerSGD of labref100m (dense DDP there takes ~50 minutes)
+  prest     study P, seed 1: local SGD, EF-SGD, QSparse, CSEA, CSER-PL at R_C 256, 1024
+            and 16, and CSER at 16, each at the lr rule (SGD's chosen lr / n with
+            --warmup auto, docs/methods.md) instead of a walk: modeled times only
   p2        study P2: study P's chosen SGD and CSER (R_C 256, 1024) runs for 2 epochs
             (in process, modeled times: does CSER reach SGD's final - 1 given longer?)
 Run them with CPU priority (nice -n -20): docs/netlab.md.
@@ -337,6 +340,16 @@ def phase(r, name):
         r.walk("P", "sgd", 1)
         for rc in (256, 1024):
             r.walk("P", "cser", rc)
+    elif name == "prest":
+        sgd_lr = chosen_lr("P", "sgd", 1)
+        if sgd_lr is None:
+            print("prest: study P's SGD walk is not finished (phase p1 first)")
+            return
+        lr = "%g" % (float(sgd_lr) / 2)    # the lr rule: SGD's lr / n, n = 2 workers
+        for rc in RCS:
+            for m in (["cser"] if rc == 16 else []) + ["cser-pl", "csea", "qsparse",
+                                                       "local-sgd", "ef-sgd"]:
+                r.run("P", m, rc, lr, 1, "_rule")
     elif name == "p2":
         for m, rc in LAB_CONFIGS:
             lr = chosen_lr("P", m, rc)
@@ -392,7 +405,7 @@ def phase(r, name):
                 r.run_ddp(study, method, lr, extra, opts)
     else:
         sys.exit("run_tta.py: unknown phase '%s' (expected w1, wseeds, wrest, fixw, "
-                 "fbudget, fseeds, p1, p2, lab1g, lab100m, labref, labref1g, labref100m, "
+                 "fbudget, fseeds, p1, prest, p2, lab1g, lab100m, labref, labref1g, labref100m, "
                  "labpsgd100m)" % name)
 
 
