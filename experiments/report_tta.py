@@ -317,15 +317,32 @@ def study_f(runs):
         sgm = mean_std(sg)[0] if sg else None
         for m, rc in [("sgd", 1), ("cser", 16), ("cser", 32), ("cser", 256), ("cser", 1024)]:
             accs = [r["acc"] for r in runs if r["method"] == m and r["rc"] == rc and
-                    r["extra"] == b and not r["diverged"]]
+                    r["extra"] == b and not r["diverged"] and r["lr"] == F_LR[(m, rc)]]
             if not accs:
                 continue
             mu, sd = mean_std(accs)
             lines.append("| %s | %d | %d | %.2f +- %.2f | %s |" % (
                 m, rc, len(accs), mu, sd, "%.2f" % (sgm - mu) if sgm is not None else "-"))
+        other = [r for r in runs if r["extra"] == b and r["method"] != "sgd" and
+                 r["lr"] != F_LR.get((r["method"], r["rc"]))]
+        if other:
+            lines += ["", "Other learning rates at %s epochs (phase `flr`; the table above "
+                      "is at study A's picks):" % b.lstrip("_e"), "",
+                      "| method | R_C | lr | seed | accuracy | at study A's lr, same seed |",
+                      "|---|---|---|---|---|---|"]
+            for r in sorted(other, key=lambda r: (r["rc"], float(r["lr"]), r["seed"])):
+                ref = [x["acc"] for x in runs if x["method"] == r["method"] and
+                       x["rc"] == r["rc"] and x["extra"] == b and x["seed"] == r["seed"] and
+                       x["lr"] == F_LR.get((r["method"], r["rc"]))]
+                lines.append("| %s | %d | %s | %d | %s | %s |" % (
+                    r["method"], r["rc"], r["lr"], r["seed"],
+                    "diverged" if r["diverged"] else "%.2f" % r["acc"],
+                    "%.2f" % ref[0] if ref else "-"))
     return lines + [""]
 
 
+F_LR = {("sgd", 1): "0.1", ("cser", 16): "0.025", ("cser", 32): "0.025",
+        ("cser", 256): "0.0125", ("cser", 1024): "0.0125"}   # = run_tta.py's F_LR
 LAB_NETS = (("LAB1G", "1G"), ("LAB100M", "100M"))
 LAB_WORKLOAD = "fashion-mnist/cnn-wide/2x32-lab"
 REFS = [("ddp", 1, "", "PyTorch DDP (gloo)"), ("ddp-psgd", 1, "_r4", "DDP + PowerSGD rank 4")]
@@ -435,6 +452,50 @@ def study_lab(p_runs, labs):
                 fmt1(x["comm_s"]),
                 "%.1f" % (float(x["bytes_up"]) / 1e6) if x["bytes_up"] else "-", load))
     return lines + [""] + lr_table(p_runs, "P") + [""], csv_rows
+
+
+def study_p_seeds(p_runs):
+    """Study P over its seeds: SGD and CSER at R_C 256/1024 at the walked lr."""
+    sgd_lr = chosen_lr(p_runs, "sgd", 1)
+    if sgd_lr is None:
+        return []
+    sgd = [r for r in sel(p_runs, "sgd", 1, lr=sgd_lr) if not r["diverged"]]
+    if len(sgd) < 2:
+        return []
+    final = mean_std([r["acc"] for r in sgd])[0]
+    lines = ["### Study P over seeds (in process, modeled)", "",
+             "SGD and CSER at their walked lr, every recorded seed (phase `pseeds`). "
+             "Targets: the mean of SGD's final accuracies (%.2f%%) - 1 and - 3; times: "
+             "the mean over the seeds that reach it, modeled as above." % final, "",
+             "| method | R_C | lr | seeds | final acc (%) | to final - 1: seeds reaching | "
+             "1 Gbit/s (s) | 100 Mbit/s (s) | to final - 3: seeds reaching | 1 Gbit/s (s) "
+             "| speedup | 100 Mbit/s (s) | speedup |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    base = {}
+    for m, rc in (("sgd", 1), ("cser", 256), ("cser", 1024)):
+        lr = chosen_lr(p_runs, m, rc)
+        rs = [r for r in sel(p_runs, m, rc, lr=lr) if not r["diverged"]] if lr else []
+        if not rs:
+            continue
+        mu, sd = mean_std([r["acc"] for r in rs])
+        cells = []
+        for d in (1.0, 3.0):
+            reach = [r for r in rs if time_to(r, final - d, 1e9) is not None]
+            cells.append("%d of %d" % (len(reach), len(rs)))
+            for net, bw in NETWORKS:
+                if not reach:
+                    cells += ["-"] + (["-"] if d == 3.0 else [])
+                    continue
+                t = sum(time_to(r, final - d, bw) for r in reach) / len(reach)
+                if m == "sgd":
+                    base[(d, net)] = t
+                cells.append("%.1f" % t)
+                if d == 3.0:
+                    b = base.get((d, net))
+                    cells.append("%.2fx" % (b / t) if b and len(reach) == len(rs) else "-")
+        lines.append("| %s | %d | %s | %d | %.2f +- %.2f | %s |" % (
+            m, rc, lr, len(rs), mu, sd, " | ".join(cells)))
+    return lines + [""]
 
 
 def study_p_rest(p_runs):
@@ -587,7 +648,7 @@ def main():
     pr_lines, pr_rows = study_p_rest(p)
     p2_lines, p2_rows = study_p2(load("P2"))
     rows += pr_rows + p2_rows
-    lines += lab_lines + pr_lines + p2_lines + tlines
+    lines += lab_lines + study_p_seeds(p) + pr_lines + p2_lines + tlines
     lines += accuracy_table(w) + [""] + lr_table(w) + [""] + warm_table(w) + study_f(f)
     write_csv(rows)
     with open(os.path.join(OUT, "tta_tables.md"), "w") as fh:

@@ -17,6 +17,8 @@ Phases (default order: w1 wseeds wrest fixw fbudget fseeds):
   fbudget study F: SGD on cnn for 8, 16, 32 epochs until its last two evaluations
           differ by < 0.2 points (the flat budget)
   fseeds  study F at the flat budget: SGD and CSER at R_C 16, 32, 256, 1024, 3 seeds
+  flr     study F at the flat budget: CSER at R_C 16 and 32, seed 1, one grid step
+          above and below study A's lr (is the gap to SGD the lr?)
 
 lr walk: the grid 0.4 ... 0.003125 (halving); a configuration starts at its start lr
 (SGD 0.1; the others one grid step below SGD's chosen lr, or 0.025 before SGD has
@@ -37,6 +39,7 @@ Study P and the lab (item 3b; the lab phases need root, scripts/netlab.sh):
   lab100m   the lab1g runs on 100 Mbit/s (LAB100M/); SGD stops at its target
   labref100m  the PyTorch runs on 100 Mbit/s, stopping at SGD's final - 1
   labpsgd100m  only DDP + PowerSGD of labref100m (dense DDP there takes ~50 minutes)
+  pseeds    study P: seeds 2 and 3 of SGD and CSER at R_C 256 and 1024 at the chosen lr
   prest     study P, seed 1: local SGD, EF-SGD, QSparse, CSEA, CSER-PL at R_C 256, 1024
             and 16, and CSER at 16, each at the lr rule (SGD's chosen lr / n with
             --warmup auto, docs/methods.md) instead of a walk: modeled times only
@@ -336,10 +339,27 @@ def phase(r, name):
         for seed in (1, 2, 3):
             for (m, rc), lr in sorted(F_LR.items(), key=lambda kv: kv[0][1]):
                 r.run("F", m, rc, lr, seed, "_e" + e, epochs=e)
+    elif name == "flr":
+        # is the end-of-training gap at R_C 16/32 the lr? one grid step up and down
+        # from study A's pick, seed 1, at the flat budget
+        e = flat_budget()
+        if e is None:
+            print("flr: no flat budget yet (phase fbudget first)")
+            return
+        for rc in (16, 32):
+            i = GRID.index(F_LR[("cser", rc)])
+            for lr in (GRID[i - 1], GRID[i + 1]):
+                r.run("F", "cser", rc, lr, 1, "_e" + e, epochs=e)
     elif name == "p1":
         r.walk("P", "sgd", 1)
         for rc in (256, 1024):
             r.walk("P", "cser", rc)
+    elif name == "pseeds":
+        for seed in (2, 3):
+            for m, rc in LAB_CONFIGS:
+                lr = chosen_lr("P", m, rc)
+                if lr is not None:
+                    r.run("P", m, rc, lr, seed)
     elif name == "prest":
         sgd_lr = chosen_lr("P", "sgd", 1)
         if sgd_lr is None:
@@ -405,7 +425,7 @@ def phase(r, name):
                 r.run_ddp(study, method, lr, extra, opts)
     else:
         sys.exit("run_tta.py: unknown phase '%s' (expected w1, wseeds, wrest, fixw, "
-                 "fbudget, fseeds, p1, prest, p2, lab1g, lab100m, labref, labref1g, labref100m, "
+                 "fbudget, fseeds, flr, p1, pseeds, prest, p2, lab1g, lab100m, labref, labref1g, labref100m, "
                  "labpsgd100m)" % name)
 
 
