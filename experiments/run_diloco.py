@@ -15,8 +15,9 @@ Each run writes experiments/runs/diloco/<name>/ (config.json, metrics.csv, exit.
 A run whose metrics.csv ends with a `final` or `diverged` row is skipped, so the script
 can be stopped (kill) and started again; an unfinished run is redone from scratch. No
 new run starts after --deadline (UTC). The tables (final accuracy, time to target,
-peak bytes per step) are still to be added to experiments/report.py, which parses the
-run names of studies A/D/L (<method>_rc<R>_lr<lr>_s<seed>_<split>), not these.
+peak bytes per step) are written by experiments/report_diloco.py, which also reads study
+L's CSER and CSER-PL runs (inner SGD, this protocol, walked lr, 3 seeds): the phases lr
+and seeds skip those configurations.
 """
 import csv
 import os
@@ -140,6 +141,9 @@ def main(argv):
         return now.tm_hour * 60 + now.tm_min >= hh * 60 + mm
 
     grid = [(m, inner, rc) for rc in RCS for inner in ("sgd", "adamw") for m in METHODS]
+    # study L ran these on this very protocol with its lr walk and 3 seeds
+    # (report_diloco.py reads them): no second lr or seeds here
+    in_l = {("cser", "sgd", 256), ("cser-pl", "sgd", 256), ("cser-pl", "sgd", 1024)}
     for p in phases:
         for m, inner, rc in grid:
             if late():
@@ -147,6 +151,8 @@ def main(argv):
                 return
             if p == "s1":
                 run(m, inner, rc, LRS[inner][0], 1, dry)
+            elif (m, inner, rc) in in_l:
+                continue
             elif p == "lr":
                 st, acc = status(os.path.join(RUNS, name(m, inner, rc, LRS[inner][0], 1)))
                 if st is not None:
