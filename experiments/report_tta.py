@@ -22,6 +22,7 @@ import re
 import subprocess
 
 import runlib
+from run_tta import F_LR   # study F's learning rates (study A's picks)
 from runlib import mean_std
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,7 +54,8 @@ def load(study):
             act = re.search(r"R_C\s+actual ([0-9.]+)", text)
         except (OSError, ValueError, IndexError):
             act = None
-        runs.append({"dir": d, "cfg": run["cfg"], "rows": rows, "method": mt.group("m"),
+        runs.append({"dir": d, "cfg": run["cfg"], "rows": rows, "exit": text,
+                     "method": mt.group("m"),
                      "rc": int(mt.group("rc")), "lr": mt.group("lr"),
                      "seed": int(mt.group("s")), "extra": mt.group("extra"),
                      "diverged": rows[-1]["event"] == "diverged",
@@ -341,8 +343,6 @@ def study_f(runs):
     return lines + [""]
 
 
-F_LR = {("sgd", 1): "0.1", ("cser", 16): "0.025", ("cser", 32): "0.025",
-        ("cser", 256): "0.0125", ("cser", 1024): "0.0125"}   # = run_tta.py's F_LR
 LAB_NETS = (("LAB1G", "1G"), ("LAB100M", "100M"))
 LAB_WORKLOAD = "fashion-mnist/cnn-wide/2x32-lab"
 REFS = [("ddp", 1, "", "PyTorch DDP (gloo)"), ("ddp-psgd", 1, "_r4", "DDP + PowerSGD rank 4")]
@@ -437,14 +437,8 @@ def study_lab(p_runs, labs):
     for study, net in LAB_NETS:
         for r in labs[study]:
             x = r["rows"][-1]
-            load = "-"
-            try:
-                with open(os.path.join(r["dir"], "exit.txt")) as f:
-                    mt = re.search(r"load average ([0-9.]+) at the start, ([0-9.]+)", f.read())
-                if mt:
-                    load = "%s, %s" % mt.groups()
-            except OSError:
-                pass
+            mt = re.search(r"load average ([0-9.]+) at the start, ([0-9.]+)", r["exit"])
+            load = "%s, %s" % mt.groups() if mt else "-"
             lines.append("| %s | %s%s | %d | %s | %s | %s | %.1f | %s | %s | %s | %s | %s |" % (
                 net, r["method"], r["extra"], r["rc"], r["lr"], x["step"],
                 "%.2f" % r["acc"] if x["event"] == "final" else "%.2f (stopped)" % r["acc"],
@@ -498,6 +492,20 @@ def study_p_seeds(p_runs):
     return lines + [""]
 
 
+def modeled_cells(r, sgd, target, csv_rows=None, workload=None):
+    """The table cells of run r to target: seconds and speedup over the run sgd, modeled
+    at 1 Gbit/s and at 100 Mbit/s; with csv_rows, its time_to_accuracy.csv rows too."""
+    cells = []
+    for net, bw in NETWORKS:
+        t, t0 = time_to(r, target, bw), time_to(sgd, target, bw)
+        sp = t0 / t if t and t0 else 0.0
+        if csv_rows is not None:
+            csv_rows.append([workload, net, r["method"], r["rc"], "%.2f" % target,
+                             "%.2f" % t if t else "", "%.2f" % sp, "modeled"])
+        cells += ["%.1f" % t if t else "-", "%.2fx" % sp if t else "-"]
+    return " | ".join(cells)
+
+
 def study_p_rest(p_runs):
     """Study P, every method (seed 1, modeled): SGD and CSER at R_C 256/1024 at their
     walked lr, the others at the lr rule (phase prest, run names ending in _rule)."""
@@ -526,19 +534,13 @@ def study_p_rest(p_runs):
                   "100 Mbit/s (s) | speedup |", "|---|---|---|---|---|---|---|---|---|"]
         for r in runs:
             st = step_to(r, target)
-            cells = []
-            for net, bw in NETWORKS:
-                t, t0 = time_to(r, target, bw), time_to(sgd, target, bw)
-                sp = t0 / t if t and t0 else 0.0
-                if in_csv and r["extra"] == "_rule":
-                    csv_rows.append([LAB_WORKLOAD, net, r["method"], r["rc"],
-                                     "%.2f" % target, "%.2f" % t if t else "",
-                                     "%.2f" % sp, "modeled"])
-                cells += ["%.1f" % t if t else "-", "%.2fx" % sp if t else "-"]
+            # the walked runs' CSV rows come from study_lab
+            cells = modeled_cells(r, sgd, target, csv_rows if in_csv and r["extra"] else
+                                  None, LAB_WORKLOAD)
             lines.append("| %s | %d | %s%s | %s | %s | %s |" % (
                 r["method"], r["rc"], r["lr"], "" if r["extra"] else " (walked)",
                 "diverged" if r["diverged"] else "%.2f" % r["acc"],
-                st if st is not None else "not reached", " | ".join(cells)))
+                st if st is not None else "not reached", cells))
         lines.append("")
     return lines, csv_rows
 
@@ -566,25 +568,16 @@ def study_p2(runs):
     # SGD's final - 1 and - 3 (in the CSV), and the highest level every run reaches
     # (the lowest final accuracy: how much sooner CSER gets to what it does reach)
     low = min(r["acc"] for r in order if not r["diverged"])
-    for d in (1.0, 3.0, final - low):
+    for d, in_csv in ((1.0, True), (3.0, True), (final - low, False)):
         target = final - d
-        in_csv = d in (1.0, 3.0)
         for r in order:
             st = step_to(r, target)
-            cells = []
-            for net, bw in NETWORKS:
-                t = time_to(r, target, bw)
-                t0 = time_to(sgd, target, bw)
-                sp = t0 / t if t and t0 else 0.0
-                if in_csv:
-                    csv_rows.append([P2_WORKLOAD, net, r["method"], r["rc"],
-                                     "%.2f" % target, "%.2f" % t if t else "", "%.2f" % sp,
-                                     "modeled"])
-                cells += ["%.1f" % t if t else "-", "%.2fx" % sp if t else "-"]
+            cells = modeled_cells(r, sgd, target, csv_rows if in_csv else None,
+                                  P2_WORKLOAD)
             lines.append("| %s | %d | %s | %.2f | %.2f (%s) | %s | %s |" % (
                 r["method"], r["rc"], r["lr"], r["acc"], target,
                 "final - %g" % d if in_csv else "the lowest final, not in the CSV",
-                st if st is not None else "not reached", " | ".join(cells)))
+                st if st is not None else "not reached", cells))
     return lines + [""], csv_rows
 
 

@@ -5,13 +5,16 @@
 
 Phases (in priority order): s1 (seed 1), lr (the other inner learning rate, for every
 configuration whose first seed-1 run is finished), seeds (seeds 2 and 3 at the chosen
-learning rate: the better of the two seed-1 runs). Protocol: the cnn on Fashion-MNIST, 8 workers, batch 16, EPOCHS
-epochs, cosine schedule (the time-to-accuracy workload of its own issue is to replace
-it once it lands); methods diloco, streaming-diloco, cser, cser-pl, ef-sgd and streaming-diloco-q4
-(its 4-bit payload, fragments synced 8x as often) at R_C 256 and 1024 (`--rc`: the same total bytes for every method at a ratio), each with inner
-SGD and inner AdamW. DiLoCo's H = R_C; Streaming DiLoCo's fragment period H = R_C.
+learning rate: the better of the two seed-1 runs). Protocol: the cnn on Fashion-MNIST,
+8 workers, batch 16, EPOCHS epochs, cosine schedule (the time-to-accuracy workload of
+its own issue is to replace it once it lands); methods diloco, streaming-diloco, cser,
+cser-pl, ef-sgd and streaming-diloco-q4 (its 4-bit payload, fragments synced 8x as
+often) at R_C 256 and 1024 (`--rc`: the same total bytes for every method at a ratio),
+each with inner SGD and inner AdamW. DiLoCo's H = R_C; Streaming DiLoCo's fragment
+period H = R_C.
 
-Each run writes experiments/runs/diloco/<name>/ (config.json, metrics.csv, exit.txt).
+Each run writes experiments/runs/diloco/<name>/ (config.json, metrics.csv, exit.txt as
+runlib.execute writes it; runs recorded before 2026-11-30 have the exit status alone).
 A run whose metrics.csv ends with a `final` or `diverged` row is skipped, so the script
 can be stopped (kill) and started again; an unfinished run is redone from scratch. No
 new run starts after --deadline (UTC). The tables (final accuracy, time to target,
@@ -19,11 +22,12 @@ peak bytes per step) are written by experiments/report_diloco.py, which also rea
 L's CSER and CSER-PL runs (inner SGD, this protocol, walked lr, 3 seeds): the phases lr
 and seeds skip those configurations.
 """
-import csv
 import os
-import subprocess
+import shutil
 import sys
 import time
+
+import runlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSER = os.path.join(ROOT, "build", "cser")
@@ -66,19 +70,11 @@ def name(method, inner, rc, lr, seed):
 
 def status(run_dir):
     """'final', 'diverged', or None (not run or unfinished), and the last accuracy."""
-    try:
-        with open(os.path.join(run_dir, "metrics.csv")) as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
+    run = runlib.read_run(run_dir)
+    if run is None:
         return None, None
-    if not rows:
-        return None, None
-    last = rows[-1]
-    kind = last.get("kind") or last.get("event") or ""
-    acc = last.get("test_acc") or last.get("accuracy")
-    if kind in ("final", "diverged"):
-        return kind, float(acc) if acc not in (None, "") else None
-    return None, None
+    last = run["rows"][-1]
+    return last["event"], float(last["test_acc"]) if last["test_acc"] else None
 
 
 def run(method, inner, rc, lr, seed, dry):
@@ -89,16 +85,12 @@ def run(method, inner, rc, lr, seed, dry):
     if dry:
         print("would run", d)
         return None, None
-    if os.path.isdir(d):
-        subprocess.run(["rm", "-rf", d], check=True)
-    os.makedirs(d)
+    shutil.rmtree(d, ignore_errors=True)   # an unfinished run is redone from scratch
     sp, rc_opt = spec(method, inner, rc)
     cmd = ([CSER, "train", "--method", sp] + rc_opt +
            ["--lr", lr, "--seed", str(seed), "--out", d] + COMMON)
     print(" ".join(cmd), flush=True)
-    rc_ = subprocess.run(cmd).returncode
-    with open(os.path.join(d, "exit.txt"), "w") as f:
-        f.write("%d\n" % rc_)
+    runlib.execute(cmd, d)
     return status(d)
 
 

@@ -425,8 +425,8 @@ def phase(r, name):
                 r.run_ddp(study, method, lr, extra, opts)
     else:
         sys.exit("run_tta.py: unknown phase '%s' (expected w1, wseeds, wrest, fixw, "
-                 "fbudget, fseeds, flr, p1, pseeds, prest, p2, lab1g, lab100m, labref, labref1g, labref100m, "
-                 "labpsgd100m)" % name)
+                 "fbudget, fseeds, flr, p1, pseeds, prest, p2, lab1g, lab100m, labref, "
+                 "labref1g, labref100m, labpsgd100m)" % name)
 
 
 def main(argv):

@@ -183,7 +183,12 @@ static void test_lr_default_follows_the_inner_optimizer(void **state)
             fail_msg("--method %s --lr %s: lr %g, expected %g", cases[i].method,
                      cases[i].lr ? cases[i].lr : "(none)", c.lr, cases[i].want);
     }
-    cser_train_config c;
+    cser_train_config c, def = cser_train_default_config();
+    const char *tune[] = {"--method", "diloco", NULL};
+    assert_cser_ok(parse(&c, CSER_CMD_TUNE, tune));
+    assert_int_equal(c.n_lr_grid, def.n_lr_grid);
+    assert_memory_equal(c.lr_grid, def.lr_grid, sizeof c.lr_grid);
+    assert_true(c.lr == def.lr);
     const char *bad[] = {"--method", "diloco:inner=nope", NULL}; /* still named */
     assert_cser_fails(parse(&c, CSER_CMD_TRAIN, bad), CSER_ERR_INVALID, "inner");
 }

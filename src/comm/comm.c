@@ -30,37 +30,24 @@
  * with counting off add nothing.
  */
 #include "comm/comm_impl.h"
+#include "core/clock.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 cser_netmodel cser_netmodel_default(void)
 {
     return (cser_netmodel){.bandwidth_bps = 10e9, .latency_s = 50e-6, .tcp_framing = 1};
 }
 
-double cser_comm_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The calling thread's CPU seconds (cser_comm_stats.cpu_s). */
-static double comm_cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+double cser_comm_now(void) { return cser_clock_now(); }
 
 /* Adds the CPU time since c0 of a counted collective (its barrier included). */
 static void comm_cpu_add(cser_comm_t *c, double c0)
 {
     if (c->counting && c->size > 1)
-        c->stats.cpu_s += comm_cpu_now() - c0;
+        c->stats.cpu_s += cser_clock_cpu_now() - c0;
 }
 
 cser_comm_t *cser_comm_alloc(const cser_comm_ops *ops, void *ctx, int rank, int size)
@@ -286,7 +273,7 @@ cser_status cser_comm_allreduce(cser_comm_t *c, float *buf, size_t count,
         return comm_local_error(c, cser_error(CSER_ERR_INVALID,
                                               "allreduce (rank %d): buf is NULL with count "
                                               "%zu", c->rank, count));
-    double c0 = comm_cpu_now();
+    double c0 = cser_clock_cpu_now();
     CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->allreduce(c, buf, count, op);
@@ -308,7 +295,7 @@ cser_status cser_comm_allgather(cser_comm_t *c, const void *send, size_t bytes,
                                               c->rank, send ? "set" : "NULL", bytes,
                                               recv ? "set" : "NULL",
                                               counts ? "set" : "NULL"));
-    double c0 = comm_cpu_now();
+    double c0 = cser_clock_cpu_now();
     CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->allgather(c, send, bytes, recv, recv_cap, counts);
@@ -330,7 +317,7 @@ cser_status cser_comm_bcast(cser_comm_t *c, void *buf, size_t bytes, int root)
         return comm_local_error(c, cser_error(CSER_ERR_INVALID,
                                               "bcast (rank %d): buf is NULL with %zu bytes",
                                               c->rank, bytes));
-    double c0 = comm_cpu_now();
+    double c0 = cser_clock_cpu_now();
     CSER_CHECK(comm_sync(c));
     double t0 = cser_comm_now();
     cser_status s = c->ops->bcast(c, buf, bytes, root);
@@ -344,7 +331,7 @@ cser_status cser_comm_barrier(cser_comm_t *c)
 {
     if (!c)
         return cser_error(CSER_ERR_INVALID, "barrier: communicator is NULL");
-    double c0 = comm_cpu_now();
+    double c0 = cser_clock_cpu_now();
     double t0 = cser_comm_now();
     cser_status s = c->ops->barrier(c);
     if (s == CSER_OK && counts_now(c)) {
@@ -395,7 +382,7 @@ cser_status cser_comm_allreduce_bits(cser_comm_t *c, float *buf, size_t count,
                                               "element: expected 1..32", c->rank, bits));
     if (bits == 32)
         return cser_comm_allreduce(c, buf, count, op);
-    double c0 = comm_cpu_now();
+    double c0 = cser_clock_cpu_now();
     CSER_CHECK(comm_sync(c));
     int was = c->counting;
     c->counting = 0;

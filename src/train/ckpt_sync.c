@@ -5,6 +5,8 @@
  * the file, then hands every worker its part; all agree on success before going on. */
 #include "train_impl.h"
 
+#include "core/clock.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,7 +109,7 @@ void train_worker_counters(const train_worker *w, train_ckpt_head *out)
         out->modeled_comm_s += st.modeled_s[p] - w->stats0.modeled_s[p];
     }
     out->compute_s += w->compute_s;
-    out->wall_s += train_now() - w->t_start - w->paused_s; /* training only */
+    out->wall_s += cser_clock_now() - w->t_start - w->paused_s; /* training only */
     out->loss_sum = w->loss_sum;
     out->loss_count = w->loss_count;
     out->last_train_loss = w->last_train_loss;

@@ -3,23 +3,10 @@
  * 30 seconds, so that logs stay short. Rank 0 only; silent without a FILE. */
 #include "train_impl.h"
 
+#include "core/clock.h"
+
 #include <stdarg.h>
-#include <time.h>
 #include <unistd.h>
-
-double train_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-double train_cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void train_progress_init(train_progress *p, FILE *f, long first, long total)
 {
@@ -27,7 +14,7 @@ void train_progress_init(train_progress *p, FILE *f, long first, long total)
     p->tty = f ? isatty(fileno(f)) : 0;
     p->first = first;
     p->total = total;
-    p->t0 = train_now();
+    p->t0 = cser_clock_now();
     p->last_t = p->t0;
     p->open_line = 0;
 }
@@ -46,7 +33,7 @@ void train_progress_step(train_progress *p, long step, double epoch, double loss
 {
     if (!p->f)
         return;
-    double t = train_now();
+    double t = cser_clock_now();
     long done = step - p->first, span = p->total - p->first;
     long every = span >= 10 ? span / 10 : 1;
     int due = p->tty ? (t - p->last_t >= 0.25 || step == p->total)

@@ -104,9 +104,6 @@ void train_progress_line(train_progress *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void train_progress_end(train_progress *p);
 
-double train_now(void);     /* monotonic seconds                      */
-double train_cpu_now(void); /* CPU seconds of the calling thread      */
-
 /* ---- checkpoint.c ---- */
 
 #define TRAIN_CKPT_NAME "checkpoint.bin"

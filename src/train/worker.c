@@ -14,6 +14,8 @@
  * Rank 0 writes every file and line. */
 #include "train_impl.h"
 
+#include "core/clock.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,7 +178,7 @@ static cser_status agree_loss(train_worker *w, float loss, double *mean_loss)
  * collectives. */
 static double compute_clock(const train_worker *w)
 {
-    return w->sh->cfg.threads == 1 ? train_cpu_now() : train_now();
+    return w->sh->cfg.threads == 1 ? cser_clock_cpu_now() : cser_clock_now();
 }
 
 /* One training step: forward/backward, agreement on the loss, then (unless it
@@ -246,9 +248,9 @@ static cser_status eval_row(train_worker *w, const char *event)
 {
     double tl, ta;
     int finite;
-    double t0 = train_now();
+    double t0 = cser_clock_now();
     CSER_CHECK(train_evaluate(w, &tl, &ta, &finite));
-    w->paused_s += train_now() - t0;
+    w->paused_s += cser_clock_now() - t0;
     if (!finite)
         return diverged(w, "the model has NaN or Inf parameters");
     if (w->rank == 0 && w->sh->result) {
@@ -275,12 +277,12 @@ static cser_status params_finite(train_worker *w, int *ok)
 static cser_status checkpoint(train_worker *w)
 {
     int ok;
-    double t0 = train_now();
+    double t0 = cser_clock_now();
     CSER_CHECK(params_finite(w, &ok));
     if (!ok)
         return diverged(w, "a worker's model has NaN or Inf parameters");
     CSER_CHECK(train_ckpt_save(w));
-    w->paused_s += train_now() - t0;
+    w->paused_s += cser_clock_now() - t0;
     w->last_ckpt = w->step;
     return CSER_OK;
 }
@@ -439,7 +441,7 @@ cser_status train_worker_run(const train_shared *sh, cser_comm_t *comm, int rank
         s = open_outputs(&w);
     if (s == CSER_OK) {
         print_start(&w);
-        w.t_start = train_now(); /* wall_s: the training loop only (docs/train.md) */
+        w.t_start = cser_clock_now(); /* wall_s: the training loop only (docs/train.md) */
         s = run_loop(&w);
         if (rank == 0)
             train_progress_end(&w.progress);
